@@ -1,0 +1,50 @@
+# Plexus: one Go module, one Makefile. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+PLEXUS_CACHE ?= $(HOME)/.cache/plexus
+export PLEXUS_CACHE
+export KUBEBUILDER_ASSETS ?= $(PLEXUS_CACHE)/bin
+export GONOSUMDB := github.com/k8snetworkplumbingwg
+export PATH := $(PLEXUS_CACHE)/bin:$(shell go env GOPATH)/bin:$(PATH)
+
+GO ?= go
+STATICCHECK_VERSION ?= 2025.1.1
+
+.PHONY: help
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## install the Debian packages the tests and the demo need (apt-get, once)
+	hack/deps.sh
+
+.PHONY: build
+build: ## build every binary into bin/
+	$(GO) build -o bin/ ./cmd/...
+
+.PHONY: test-bins
+test-bins: ## build kube-apiserver, kube-scheduler, kube-controller-manager, kubelet, kubectl and etcd into $(PLEXUS_CACHE)/bin
+	hack/test-bins.sh
+
+.PHONY: cni-plugins
+cni-plugins: ## build the CNI reference plugins (bridge, macvlan, host-local, static, loopback) into $(PLEXUS_CACHE)/cni/bin
+	hack/cni-plugins.sh
+
+.PHONY: test
+test: deps test-bins cni-plugins ## run unit and integration tests against the real control plane (needs root)
+	$(GO) test ./...
+
+.PHONY: bench
+bench: deps test-bins cni-plugins ## run the benchmarks under test/bench and print their figures
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./test/bench/...
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+.PHONY: demo
+demo: deps test-bins ## run the suite on a local cluster (Ctrl-C stops it; DEMO_EXIT=1 tears down and exits)
+	$(GO) run ./cmd/plexus-sandbox demo
