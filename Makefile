@@ -11,6 +11,9 @@ export PATH := $(PLEXUS_CACHE)/bin:$(shell go env GOPATH)/bin:$(PATH)
 GO ?= go
 STATICCHECK_VERSION ?= 2025.1.1
 
+# Component-specific targets live in make/<area>.mk.
+-include make/*.mk
+
 .PHONY: help
 help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
