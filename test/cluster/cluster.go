@@ -1,0 +1,239 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Cluster is a running local cluster.
+type Cluster struct {
+	// Kubeconfig is the path of a cluster-admin kubeconfig (<Dir>/kubeconfig).
+	Kubeconfig string
+	// Config reaches the API server as cluster admin.
+	Config *rest.Config
+	// Clientset is a client over Config.
+	Clientset kubernetes.Interface
+	// Nodes are the worker nodes, in order.
+	Nodes []*Node
+	// Timings are how long the phases of Up took.
+	Timings Timings
+
+	opts  Options
+	dir   string
+	addr  addressing
+	state *state
+	pki   *pki
+}
+
+// Timings are the durations of the phases of Up.
+type Timings struct {
+	// ControlPlane is from the start of Up until the API server was ready with the CRDs.
+	ControlPlane time.Duration
+	// NodesReady is from the start of Up until every node was Ready.
+	NodesReady time.Duration
+}
+
+// Dir is the cluster's state directory.
+func (c *Cluster) Dir() string { return c.dir }
+
+// Name is the cluster's name.
+func (c *Cluster) Name() string { return c.opts.Name }
+
+// BinDir holds the Kubernetes binaries the cluster runs (kubectl among them).
+func (c *Cluster) BinDir() string { return c.opts.BinDir }
+
+// Up brings up a cluster as opts describe and returns once every node is Ready. A cluster
+// left in opts.Dir by an earlier run is torn down first. When Up fails it tears down what it
+// started; the logs stay in <Dir>/logs.
+func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
+	begin := time.Now()
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	log := logr.FromContextOrDiscard(ctx).WithValues("cluster", opts.Name)
+	need := []string{"etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager"}
+	if opts.Nodes > 0 {
+		need = append(need, "kubelet")
+	}
+	if err := checkBinaries(opts.BinDir, need...); err != nil {
+		return nil, err
+	}
+	if err := Down(ctx, opts.Dir); err != nil {
+		return nil, fmt.Errorf("tearing down the cluster left in %s: %w", opts.Dir, err)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	c := &Cluster{
+		Kubeconfig: filepath.Join(opts.Dir, "kubeconfig"),
+		opts:       opts,
+		dir:        opts.Dir,
+		addr:       addressing{id: opts.NetworkID},
+		state:      newState(opts.Dir, opts.Name),
+	}
+	if err := c.state.record(func(*state) {}); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			log.Info("Up failed; tearing down", "error", err.Error(), "logs", filepath.Join(opts.Dir, "logs"))
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer cancel()
+			if derr := Down(dctx, opts.Dir); derr != nil {
+				err = errors.Join(err, fmt.Errorf("and tearing down: %w", derr))
+			}
+		}
+	}()
+	if err := c.createHostNetwork(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.startControlPlane(ctx); err != nil {
+		return nil, err
+	}
+	c.Timings.ControlPlane = time.Since(begin)
+	log.Info("control plane ready", "took", c.Timings.ControlPlane.Round(time.Millisecond), "kubeconfig", c.Kubeconfig)
+	if opts.Nodes > 0 {
+		if err := c.startNodes(ctx); err != nil {
+			return nil, err
+		}
+		c.Timings.NodesReady = time.Since(begin)
+		log.Info("nodes ready", "nodes", opts.Nodes, "took", c.Timings.NodesReady.Round(time.Millisecond))
+	}
+	return c, nil
+}
+
+// Down tears the cluster down; see Down (the function).
+func (c *Cluster) Down(ctx context.Context) error { return Down(ctx, c.dir) }
+
+// Down tears down the cluster whose state is in dir: it kills every process of the cluster
+// (the recorded ones, every process left in a node's mount namespace, network namespace or
+// cgroups), removes the nodes' network namespaces, cgroups and host links and the mount points
+// it created on the host, then the state directory except its logs. It works after a crash of
+// whatever ran Up, and does nothing when dir holds no cluster.
+func Down(ctx context.Context, dir string) error {
+	s, err := loadState(dir)
+	if err != nil {
+		return err
+	}
+	if s.Name == "" && len(s.Processes) == 0 && len(s.NetNS) == 0 && len(s.Links) == 0 {
+		if _, err := os.Stat(s.path); err == nil {
+			return removeState(dir)
+		}
+		return nil
+	}
+	if err := killCluster(ctx, s); err != nil {
+		return err
+	}
+	var errs []error
+	for _, ns := range s.NetNS {
+		if _, err := os.Stat(filepath.Join("/run/netns", ns)); err == nil {
+			if err := run(ctx, "ip", "netns", "del", ns); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, l := range s.Links {
+		if _, err := os.Stat(filepath.Join("/sys/class/net", l)); err == nil {
+			if err := run(ctx, "ip", "link", "del", l); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, cg := range s.Cgroups {
+		if err := removeCgroup(ctx, cg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := len(s.HostDirs) - 1; i >= 0; i-- {
+		if err := os.Remove(s.HostDirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing the mount point %s that Up created: %w", s.HostDirs[i], err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return removeState(dir)
+}
+
+// removeState removes the state directory but its logs.
+func removeState(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Name() == "logs" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("removing the cluster state: %w", err)
+		}
+	}
+	return nil
+}
+
+// killCluster kills every process of the cluster and waits for them to be gone.
+func killCluster(ctx context.Context, s *state) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	// Processes keep appearing while containerd and kubelet live (shims, runc), so take
+	// several rounds until a round finds nothing.
+	for round := 0; ; round++ {
+		pids := clusterPIDs(s)
+		if len(pids) == 0 {
+			return nil
+		}
+		if err := killAll(ctx, pids); err != nil {
+			return fmt.Errorf("killing the cluster's processes %v: %w", pids, err)
+		}
+		if round > 20 {
+			return fmt.Errorf("processes of the cluster keep appearing: %v", pids)
+		}
+	}
+}
+
+// clusterPIDs lists the live processes of the cluster: the recorded ones still matching their
+// start times, every process in a recorded mount namespace, and every process in the cgroups.
+func clusterPIDs(s *state) []int {
+	seen := map[int]bool{}
+	for _, p := range s.Processes {
+		if st, err := startTime(p.PID); err == nil && st == p.StartTime && alive(p.PID) {
+			seen[p.PID] = true
+		}
+	}
+	if len(s.MountNS) > 0 {
+		mnts := map[uint64]bool{}
+		for _, m := range s.MountNS {
+			mnts[m] = true
+		}
+		self := os.Getpid()
+		for _, pid := range allPIDs() {
+			if pid == self || !alive(pid) {
+				continue
+			}
+			if ino, err := nsInode(pid, "mnt"); err == nil && mnts[ino] {
+				seen[pid] = true
+			}
+		}
+	}
+	for _, cg := range s.Cgroups {
+		for _, pid := range cgroupPIDs(cg) {
+			if alive(pid) {
+				seen[pid] = true
+			}
+		}
+	}
+	pids := make([]int, 0, len(seen))
+	for p := range seen {
+		pids = append(pids, p)
+	}
+	return pids
+}

@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Ports of the control plane, on the host end of the node network (unique per NetworkID).
+const (
+	apiServerPort = 6443
+	etcdPort      = 2379
+	etcdPeerPort  = 2380
+)
+
+// Identities the API server knows by static token.
+const (
+	adminUser      = "plexus-admin"
+	schedulerUser  = "system:kube-scheduler"
+	controllerUser = "system:kube-controller-manager"
+)
+
+func (c *Cluster) identities() []identity {
+	ids := []identity{
+		{user: adminUser, groups: []string{"system:masters"}},
+		{user: schedulerUser},
+		{user: controllerUser},
+	}
+	for _, n := range c.nodeNames() {
+		ids = append(ids, identity{user: "system:node:" + n, groups: []string{"system:nodes"}})
+	}
+	return ids
+}
+
+// APIServerURL is where kube-apiserver listens.
+func (c *Cluster) APIServerURL() string {
+	return fmt.Sprintf("https://%s", net.JoinHostPort(c.addr.BridgeIP().String(), fmt.Sprint(apiServerPort)))
+}
+
+// startControlPlane starts etcd, kube-apiserver, waits for it to be ready, installs the CRDs,
+// then starts kube-scheduler and kube-controller-manager.
+func (c *Cluster) startControlPlane(ctx context.Context) error {
+	ip := c.addr.BridgeIP().String()
+	p, err := newPKI(filepath.Join(c.dir, "pki"), []net.IP{net.ParseIP(ip), net.ParseIP(c.addr.KubernetesServiceIP().String())}, c.identities())
+	if err != nil {
+		return fmt.Errorf("writing the cluster keys: %w", err)
+	}
+	c.pki = p
+	for _, u := range []string{adminUser, schedulerUser, controllerUser} {
+		if err := p.writeKubeconfig(c.kubeconfigPath(u), c.APIServerURL(), u); err != nil {
+			return err
+		}
+	}
+	etcdURL := fmt.Sprintf("http://%s:%d", ip, etcdPort)
+	peerURL := fmt.Sprintf("http://%s:%d", ip, etcdPeerPort)
+	if _, err := c.start("etcd", []string{c.bin("etcd"),
+		"--name=" + c.opts.Name, "--data-dir=" + filepath.Join(c.dir, "etcd"),
+		"--listen-client-urls=" + etcdURL, "--advertise-client-urls=" + etcdURL,
+		"--listen-peer-urls=" + peerURL, "--initial-advertise-peer-urls=" + peerURL,
+		"--initial-cluster=" + c.opts.Name + "=" + peerURL,
+		"--unsafe-no-fsync", "--log-level=warn",
+	}, nil); err != nil {
+		return err
+	}
+	if _, err := c.start("kube-apiserver", []string{c.bin("kube-apiserver"),
+		"--etcd-servers=" + etcdURL,
+		"--bind-address=" + ip, "--advertise-address=" + ip, fmt.Sprintf("--secure-port=%d", apiServerPort),
+		"--tls-cert-file=" + p.path("apiserver.crt"), "--tls-private-key-file=" + p.path("apiserver.key"),
+		"--client-ca-file=" + p.path("ca.crt"),
+		"--kubelet-client-certificate=" + p.path("apiserver-kubelet-client.crt"),
+		"--kubelet-client-key=" + p.path("apiserver-kubelet-client.key"),
+		"--kubelet-preferred-address-types=InternalIP",
+		"--token-auth-file=" + p.path("tokens.csv"),
+		"--authorization-mode=Node,RBAC",
+		"--service-cluster-ip-range=" + c.addr.ServicePrefix().String(),
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file=" + p.path("sa.pub"),
+		"--service-account-signing-key-file=" + p.path("sa.key"),
+		"--allow-privileged=true",
+		// Webhooks and aggregated APIs are reached at their endpoints (pod IPs, which the host
+		// routes to the nodes): there is no kube-proxy to serve cluster IPs.
+		"--enable-aggregator-routing=true",
+		"--profiling=false",
+		"--v=1",
+	}, nil); err != nil {
+		return err
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	c.Config = cfg
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	c.Clientset = cs
+	if err := c.waitAPIServer(ctx); err != nil {
+		return err
+	}
+	if len(c.opts.CRDDirs) > 0 {
+		if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{
+			Paths: c.opts.CRDDirs, ErrorIfPathMissing: true, MaxTime: time.Minute,
+		}); err != nil {
+			return fmt.Errorf("installing the CRDs of %v: %w", c.opts.CRDDirs, err)
+		}
+	}
+	if _, err := c.start("kube-scheduler", []string{c.bin("kube-scheduler"),
+		"--kubeconfig=" + c.kubeconfigPath(schedulerUser),
+		"--leader-elect=false", "--secure-port=0", "--v=1",
+	}, nil); err != nil {
+		return err
+	}
+	ccm := c.kubeconfigPath(controllerUser)
+	if _, err := c.start("kube-controller-manager", []string{c.bin("kube-controller-manager"),
+		"--kubeconfig=" + ccm, "--authentication-kubeconfig=" + ccm, "--authorization-kubeconfig=" + ccm,
+		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=0",
+		"--service-account-private-key-file=" + p.path("sa.key"),
+		"--root-ca-file=" + p.path("ca.crt"),
+		"--use-service-account-credentials=true",
+		"--controllers=*,-bootstrapsigner,-tokencleaner",
+		"--node-monitor-grace-period=20s",
+		"--v=1",
+	}, nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+// waitAPIServer polls /readyz until the API server answers ok, or its process died.
+func (c *Cluster) waitAPIServer(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	var last error
+	for {
+		b, err := c.Clientset.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		if err == nil && string(b) == "ok" {
+			return nil
+		}
+		last = err
+		for _, name := range []string{"etcd", "kube-apiserver"} {
+			if !c.running(name) {
+				return fmt.Errorf("%s exited; see %s", name, c.logPath(name))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kube-apiserver not ready at %s (last: %v); see %s", c.APIServerURL(), last, c.logPath("kube-apiserver"))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Cluster) bin(name string) string { return filepath.Join(c.opts.BinDir, name) }
+
+func (c *Cluster) logPath(name string) string { return filepath.Join(c.dir, "logs", name+".log") }
+
+func (c *Cluster) kubeconfigPath(user string) string {
+	if user == adminUser {
+		return c.Kubeconfig
+	}
+	return filepath.Join(c.dir, "pki", filepath.Base(user)+".kubeconfig")
+}
+
+// running says whether the recorded process called name is alive.
+func (c *Cluster) running(name string) bool {
+	c.state.mu.Lock()
+	defer c.state.mu.Unlock()
+	for _, p := range c.state.Processes {
+		if p.Name == name {
+			return alive(p.PID)
+		}
+	}
+	return false
+}
+
+func checkBinaries(dir string, names ...string) error {
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			return fmt.Errorf("%s not found in %s: run `make test-bins` (it builds the Kubernetes test binaries): %w", n, dir, err)
+		}
+	}
+	return nil
+}
