@@ -25,6 +25,7 @@ type Spec struct {
 // Range is a parsed, validated range: the subnet it lives in, its inclusive bounds and its
 // exclusions, merged and clipped to the bounds. A Range is immutable and safe for concurrent use.
 type Range struct {
+	spec       Spec
 	subnet     netip.Prefix
 	start, end *big.Int
 	excl       []interval
@@ -39,7 +40,7 @@ func Parse(s Spec) (*Range, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Range{subnet: subnet}
+	r := &Range{spec: s, subnet: subnet}
 	first, last := usableBounds(subnet)
 	if start.IsValid() {
 		first = maxAddr(first, start)
@@ -100,6 +101,9 @@ func MustParse(s Spec) *Range {
 	}
 	return r
 }
+
+// Spec is the description the range was parsed from.
+func (r *Range) Spec() Spec { return r.spec }
 
 // Subnet is the network the range lives in; addresses are handed out with its prefix length.
 func (r *Range) Subnet() netip.Prefix { return r.subnet }

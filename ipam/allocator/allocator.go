@@ -1,0 +1,398 @@
+package allocator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
+	"github.com/plexus-project/plexus/ipam/ranges"
+)
+
+// Owner identifies the holder of an address: the CNI attachment and its pod.
+type Owner struct {
+	ContainerID, IfName   string
+	PodNamespace, PodName string
+	PodUID                string
+}
+
+// ExhaustedError says a pool has no free address left.
+type ExhaustedError struct {
+	Pool string
+	Size string
+}
+
+func (e *ExhaustedError) Error() string {
+	return fmt.Sprintf("IP pool %s is exhausted: all %s addresses are allocated; free addresses (delete pods) or widen the range", e.Pool, e.Size)
+}
+
+// TakenError says a requested address is held by someone else.
+type TakenError struct {
+	Addr   netip.Addr
+	Holder v1alpha1.Allocation
+}
+
+func (e *TakenError) Error() string {
+	return fmt.Sprintf("requested address %s is already allocated to pod %s/%s (container %s, interface %s): ask for a free address or none",
+		e.Addr, e.Holder.PodNamespace, e.Holder.PodName, e.Holder.ContainerID, e.Holder.IfName)
+}
+
+// errRetry marks a lost race: the attempt is repeated on fresh data.
+var errRetry = errors.New("lost a race, retrying")
+
+// Options configure an Allocator.
+type Options struct {
+	// Node is the node this allocator allocates for (required).
+	Node string
+	// Clock defaults to time.Now.
+	Clock Clock
+	// MaxAttempts bounds the retries after lost races; default 64.
+	MaxAttempts int
+}
+
+// Allocator hands out and releases addresses for one node.
+type Allocator struct {
+	store  Store
+	locker Locker
+	opts   Options
+}
+
+// New returns an Allocator writing through store and serialising this node's writers by locker.
+func New(store Store, locker Locker, opts Options) *Allocator {
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.MaxAttempts == 0 {
+		opts.MaxAttempts = 64
+	}
+	return &Allocator{store: store, locker: locker, opts: opts}
+}
+
+// Allocate returns the address of owner in pool: the one it already holds (ADD is idempotent per
+// container and interface), its sticky reservation, the requested address when one is given, or
+// the lowest free address.
+func (a *Allocator) Allocate(ctx context.Context, pool Pool, owner Owner, requested netip.Addr) (netip.Addr, error) {
+	unlock, err := a.locker.Lock(ctx, NetworkKey(pool.Network)+"."+a.opts.Node)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("taking the node lock for network %q: %w", pool.Network, err)
+	}
+	defer unlock()
+	var addr netip.Addr
+	err = a.retry(ctx, func() error {
+		var err error
+		addr, err = a.tryAllocate(ctx, pool, owner, requested)
+		return err
+	})
+	return addr, err
+}
+
+// Release frees every address owner holds in network (one per range), keeping it reserved for
+// the pod's namespace/name for stickyTTL when stickyTTL > 0. Releasing what is not allocated
+// succeeds.
+func (a *Allocator) Release(ctx context.Context, network string, owner Owner, stickyTTL time.Duration) error {
+	unlock, err := a.locker.Lock(ctx, NetworkKey(network)+"."+a.opts.Node)
+	if err != nil {
+		return fmt.Errorf("taking the node lock for network %q: %w", network, err)
+	}
+	defer unlock()
+	return a.retry(ctx, func() error { return a.tryRelease(ctx, network, owner, stickyTTL) })
+}
+
+// retry repeats fn after lost races (immediately) and while the API server is unavailable (with
+// backoff), until ctx is done.
+func (a *Allocator) retry(ctx context.Context, fn func() error) error {
+	backoff := 50 * time.Millisecond
+	races := 0
+	for {
+		err := fn()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errRetry):
+			races++
+			if races >= a.opts.MaxAttempts {
+				return fmt.Errorf("gave up after %d lost races with other writers: %w", races, ErrConflict)
+			}
+			continue
+		case errors.Is(err, ErrUnavailable):
+			logr.FromContextOrDiscard(ctx).V(1).Info("API server unavailable, retrying", "after", backoff, "error", err.Error())
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		default:
+			return err
+		}
+	}
+}
+
+func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, requested netip.Addr) (netip.Addr, error) {
+	netKey := NetworkKey(pool.Network)
+	own, err := a.store.ListBlocks(ctx, netKey, a.opts.Node)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("listing the IP blocks of node %s: %w", a.opts.Node, err)
+	}
+	if addr, ok := findOwner(own, pool, owner); ok {
+		return addr, nil
+	}
+	var all []v1alpha1.IPBlock
+	listAll := func() error {
+		if all != nil {
+			return nil
+		}
+		all, err = a.store.ListBlocks(ctx, netKey, "")
+		if err != nil {
+			return fmt.Errorf("listing the IP blocks of network %q: %w", pool.Network, err)
+		}
+		return nil
+	}
+	if pool.Sticky && owner.PodName != "" {
+		if err := listAll(); err != nil {
+			return netip.Addr{}, err
+		}
+		if addr, ok := findOwner(all, pool, owner); ok {
+			return addr, nil
+		}
+		if b, addr, ok := findSticky(all, pool, owner); ok {
+			return addr, a.put(ctx, b, addr, pool, owner)
+		}
+	}
+	if requested.IsValid() {
+		return requested, a.allocateRequested(ctx, pool, owner, requested)
+	}
+	sortBlocks(own)
+	for i := range own {
+		if addr, ok := lowestFree(&own[i], pool); ok {
+			return addr, a.put(ctx, &own[i], addr, pool, owner)
+		}
+	}
+	if err := listAll(); err != nil {
+		return netip.Addr{}, err
+	}
+	if addr, ok := findOwner(all, pool, owner); ok { // held in a borrowed block
+		return addr, nil
+	}
+	if cidr, ok := firstUnclaimed(pool, all); ok {
+		addr, _ := pool.Range.NextUsable(cidr.Addr())
+		return addr, a.claim(ctx, pool, cidr, addr, owner)
+	}
+	sortBlocks(all)
+	for i := range all {
+		if addr, ok := lowestFree(&all[i], pool); ok {
+			return addr, a.put(ctx, &all[i], addr, pool, owner)
+		}
+	}
+	return netip.Addr{}, &ExhaustedError{Pool: pool.Name, Size: pool.Range.Size().String()}
+}
+
+func (a *Allocator) allocateRequested(ctx context.Context, pool Pool, owner Owner, addr netip.Addr) error {
+	if !pool.Range.Contains(addr) {
+		return fmt.Errorf("requested address %s is outside the usable addresses of pool %s", addr, pool.Name)
+	}
+	cidr := ranges.BlockOf(addr, pool.BlockBits())
+	b, err := a.store.GetBlock(ctx, BlockName(pool.Network, cidr))
+	if errors.Is(err, ErrNotFound) {
+		return a.claim(ctx, pool, cidr, addr, owner)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the IP block of %s: %w", addr, err)
+	}
+	if held, ok := b.Spec.Allocations[addr.String()]; ok {
+		switch {
+		case held.Pool == pool.Name && held.ContainerID == owner.ContainerID && held.IfName == owner.IfName:
+			return nil
+		case held.ReservedUntil != nil && held.PodNamespace == owner.PodNamespace && held.PodName == owner.PodName:
+			// The pod's own sticky reservation.
+		default:
+			return &TakenError{Addr: addr, Holder: held}
+		}
+	}
+	return a.put(ctx, b, addr, pool, owner)
+}
+
+// claim creates the block cidr for this node with owner's allocation of addr in it.
+func (a *Allocator) claim(ctx context.Context, pool Pool, cidr netip.Prefix, addr netip.Addr, owner Owner) error {
+	if err := a.store.CreatePool(ctx, pool.Object()); err != nil && !errors.Is(err, ErrAlreadyExists) {
+		return fmt.Errorf("recording IPPool %s: %w", pool.Name, err)
+	}
+	b := &v1alpha1.IPBlock{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   BlockName(pool.Network, cidr),
+			Labels: map[string]string{v1alpha1.LabelNetwork: NetworkKey(pool.Network), v1alpha1.LabelNode: a.opts.Node},
+		},
+		Spec: v1alpha1.IPBlockSpec{Network: pool.Network, CIDR: cidr.String(), Node: a.opts.Node,
+			Allocations: map[string]v1alpha1.Allocation{addr.String(): a.allocation(pool, owner)}},
+	}
+	_, err := a.store.CreateBlock(ctx, b)
+	if errors.Is(err, ErrAlreadyExists) {
+		return errRetry
+	}
+	if err != nil {
+		return fmt.Errorf("claiming IP block %s for node %s: %w", b.Name, a.opts.Node, err)
+	}
+	return nil
+}
+
+// put records owner's allocation of addr in b, conditionally on b's resourceVersion.
+func (a *Allocator) put(ctx context.Context, b *v1alpha1.IPBlock, addr netip.Addr, pool Pool, owner Owner) error {
+	if b.Spec.Allocations == nil {
+		b.Spec.Allocations = map[string]v1alpha1.Allocation{}
+	}
+	b.Spec.Allocations[addr.String()] = a.allocation(pool, owner)
+	_, err := a.store.UpdateBlock(ctx, b)
+	if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+		return errRetry
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s into IP block %s: %w", addr, b.Name, err)
+	}
+	return nil
+}
+
+func (a *Allocator) allocation(pool Pool, o Owner) v1alpha1.Allocation {
+	return v1alpha1.Allocation{Pool: pool.Name, ContainerID: o.ContainerID, IfName: o.IfName,
+		PodNamespace: o.PodNamespace, PodName: o.PodName, PodUID: o.PodUID, Node: a.opts.Node}
+}
+
+func (a *Allocator) tryRelease(ctx context.Context, network string, owner Owner, stickyTTL time.Duration) error {
+	netKey := NetworkKey(network)
+	blocks, err := a.store.ListBlocks(ctx, netKey, a.opts.Node)
+	if err != nil {
+		return fmt.Errorf("listing the IP blocks of node %s: %w", a.opts.Node, err)
+	}
+	if !holds(blocks, owner) {
+		if blocks, err = a.store.ListBlocks(ctx, netKey, ""); err != nil {
+			return fmt.Errorf("listing the IP blocks of network %q: %w", network, err)
+		}
+	}
+	for i := range blocks {
+		b := &blocks[i]
+		changed := false
+		for addr, al := range b.Spec.Allocations {
+			if al.ContainerID != owner.ContainerID || al.IfName != owner.IfName || al.ReservedUntil != nil {
+				continue
+			}
+			changed = true
+			if stickyTTL > 0 && al.PodName != "" {
+				until := metav1.NewTime(a.opts.Clock().Add(stickyTTL))
+				al.ReservedUntil, al.ContainerID, al.IfName = &until, "", ""
+				b.Spec.Allocations[addr] = al
+				continue
+			}
+			delete(b.Spec.Allocations, addr)
+		}
+		if !changed {
+			continue
+		}
+		updated, err := a.store.UpdateBlock(ctx, b)
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
+			return errRetry
+		}
+		if err != nil {
+			return fmt.Errorf("freeing the addresses of container %s in IP block %s: %w", owner.ContainerID, b.Name, err)
+		}
+		if len(updated.Spec.Allocations) == 0 {
+			// Give the empty block back; a concurrent writer makes this a no-op.
+			if err := a.store.DeleteBlock(ctx, updated.Name, updated.ResourceVersion); err != nil &&
+				!errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
+				logr.FromContextOrDiscard(ctx).Info("could not release an empty IP block; the reconciler will", "block", updated.Name, "error", err.Error())
+			}
+		}
+	}
+	return nil
+}
+
+func holds(blocks []v1alpha1.IPBlock, o Owner) bool {
+	for i := range blocks {
+		for _, al := range blocks[i].Spec.Allocations {
+			if al.ContainerID == o.ContainerID && al.IfName == o.IfName && al.ReservedUntil == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func findOwner(blocks []v1alpha1.IPBlock, pool Pool, o Owner) (netip.Addr, bool) {
+	for i := range blocks {
+		for addr, al := range blocks[i].Spec.Allocations {
+			if al.Pool == pool.Name && al.ContainerID == o.ContainerID && al.IfName == o.IfName && al.ReservedUntil == nil {
+				return netip.MustParseAddr(addr), true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// findSticky finds the address kept for the pod's namespace/name: a reservation left by DEL, or
+// the allocation of an earlier pod of the same name (a name is held by one pod at a time).
+func findSticky(blocks []v1alpha1.IPBlock, pool Pool, o Owner) (*v1alpha1.IPBlock, netip.Addr, bool) {
+	for i := range blocks {
+		for addr, al := range blocks[i].Spec.Allocations {
+			if al.Pool == pool.Name && al.PodNamespace == o.PodNamespace && al.PodName == o.PodName &&
+				(al.ReservedUntil != nil || (al.PodUID != "" && al.PodUID != o.PodUID)) {
+				return &blocks[i], netip.MustParseAddr(addr), true
+			}
+		}
+	}
+	return nil, netip.Addr{}, false
+}
+
+// lowestFree is the lowest address of b usable in pool and not allocated.
+func lowestFree(b *v1alpha1.IPBlock, pool Pool) (netip.Addr, bool) {
+	cidr, err := netip.ParsePrefix(b.Spec.CIDR)
+	if err != nil || cidr.Addr().Is4() != pool.Range.Is4() {
+		return netip.Addr{}, false
+	}
+	for next := cidr.Addr(); ; next = next.Next() {
+		addr, ok := pool.Range.NextUsable(next)
+		if !ok || !cidr.Contains(addr) {
+			return netip.Addr{}, false
+		}
+		if _, taken := b.Spec.Allocations[addr.String()]; !taken {
+			return addr, true
+		}
+		next = addr
+	}
+}
+
+// firstUnclaimed is the lowest block holding a usable address of pool that nobody has claimed.
+func firstUnclaimed(pool Pool, blocks []v1alpha1.IPBlock) (netip.Prefix, bool) {
+	claimed := make(map[string]bool, len(blocks))
+	for i := range blocks {
+		claimed[blocks[i].Spec.CIDR] = true
+	}
+	next := pool.Range.Start()
+	for {
+		addr, ok := pool.Range.NextUsable(next)
+		if !ok {
+			return netip.Prefix{}, false
+		}
+		cidr := ranges.BlockOf(addr, pool.BlockBits())
+		if !claimed[cidr.String()] {
+			return cidr, true
+		}
+		n, ok := ranges.NextBlock(cidr)
+		if !ok {
+			return netip.Prefix{}, false
+		}
+		next = n.Addr()
+	}
+}
+
+func sortBlocks(bs []v1alpha1.IPBlock) {
+	sort.Slice(bs, func(i, j int) bool {
+		pi, _ := netip.ParsePrefix(bs[i].Spec.CIDR)
+		pj, _ := netip.ParsePrefix(bs[j].Spec.CIDR)
+		return pi.Addr().Less(pj.Addr())
+	})
+}

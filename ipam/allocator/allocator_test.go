@@ -1,0 +1,230 @@
+package allocator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plexus-project/plexus/ipam/allocator"
+	fake "github.com/plexus-project/plexus/ipam/allocator/testing"
+	"github.com/plexus-project/plexus/ipam/ranges"
+)
+
+func pool(t *testing.T, network string, spec ranges.Spec) allocator.Pool {
+	t.Helper()
+	r, err := ranges.Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return allocator.NewPool(network, r)
+}
+
+func owner(i int) allocator.Owner {
+	return allocator.Owner{ContainerID: fmt.Sprintf("c%d", i), IfName: "net1", PodNamespace: "ns", PodName: fmt.Sprintf("p%d", i), PodUID: fmt.Sprintf("u%d", i)}
+}
+
+func newAlloc(s *fake.Store, l *fake.Locker, node string) *allocator.Allocator {
+	return allocator.New(s, l, allocator.Options{Node: node})
+}
+
+func TestWhereaboutsVectorThenExhausted(t *testing.T) {
+	ctx := context.Background()
+	p := pool(t, "", ranges.Spec{Range: "192.168.2.225/28", Exclude: []string{"192.168.2.229/30", "192.168.2.236/32"}})
+	a := newAlloc(fake.NewStore(), &fake.Locker{}, "n1")
+	want := []string{"192.168.2.225", "192.168.2.226", "192.168.2.227", "192.168.2.232", "192.168.2.233", "192.168.2.234", "192.168.2.235", "192.168.2.237", "192.168.2.238"}
+	for i, w := range want {
+		got, err := a.Allocate(ctx, p, owner(i), netip.Addr{})
+		if err != nil || got.String() != w {
+			t.Fatalf("allocation %d = %s, %v; want %s", i, got, err, w)
+		}
+	}
+	_, err := a.Allocate(ctx, p, owner(99), netip.Addr{})
+	var ex *allocator.ExhaustedError
+	if !errors.As(err, &ex) || ex.Pool != p.Name || ex.Size != "9" {
+		t.Fatalf("want exhausted naming pool %s and size 9, got %v", p.Name, err)
+	}
+}
+
+func TestIdempotentReleaseAndEmptyBlocks(t *testing.T) {
+	ctx := context.Background()
+	s := fake.NewStore()
+	p := pool(t, "", ranges.Spec{Range: "10.0.0.0/24"})
+	a := newAlloc(s, &fake.Locker{}, "n1")
+	first, err := a.Allocate(ctx, p, owner(1), netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := a.Allocate(ctx, p, owner(1), netip.Addr{})
+	if err != nil || again != first {
+		t.Fatalf("second ADD = %s, %v; want %s again", again, err, first)
+	}
+	if err := a.Release(ctx, "", owner(7), 0); err != nil {
+		t.Fatalf("DEL of an unknown container: %v", err)
+	}
+	if err := a.Release(ctx, "", owner(1), 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.Blocks()); n != 0 {
+		t.Fatalf("%d blocks left after releasing everything", n)
+	}
+	if got := s.Pools(); len(got) != 1 || got[0] != p.Name {
+		t.Fatalf("pools %v", got)
+	}
+}
+
+func TestRequested(t *testing.T) {
+	ctx := context.Background()
+	s := fake.NewStore()
+	p := pool(t, "", ranges.Spec{Range: "10.0.0.0/24"})
+	a1, a2 := newAlloc(s, &fake.Locker{}, "n1"), newAlloc(s, &fake.Locker{}, "n2")
+	want := netip.MustParseAddr("10.0.0.200")
+	if got, err := a1.Allocate(ctx, p, owner(1), want); err != nil || got != want {
+		t.Fatalf("requested %s: got %s, %v", want, got, err)
+	}
+	var taken *allocator.TakenError
+	if _, err := a2.Allocate(ctx, p, owner(2), want); !errors.As(err, &taken) {
+		t.Fatalf("want TakenError, got %v", err)
+	}
+	if _, err := a2.Allocate(ctx, p, owner(3), netip.MustParseAddr("10.0.0.255")); err == nil {
+		t.Fatal("the broadcast address was handed out on request")
+	}
+	// The requested address sits in n1's block; the next free address of n2 is its own.
+	got, err := a2.Allocate(ctx, p, owner(4), netip.Addr{})
+	if err != nil || got.String() != "10.0.0.1" {
+		t.Fatalf("n2 got %s, %v", got, err)
+	}
+}
+
+func TestConcurrentNodesNoDuplicates(t *testing.T) {
+	ctx := context.Background()
+	s := fake.NewStore()
+	locker := &fake.Locker{}
+	p := pool(t, "", ranges.Spec{Range: "10.10.0.0/22"})
+	const total, nodes = 1000, 10
+	var mu sync.Mutex
+	seen := map[netip.Addr]int{}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 50)
+	errs := make(chan error, total)
+	for i := 0; i < total; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			a := newAlloc(s, locker, fmt.Sprintf("node-%d", i%nodes))
+			addr, err := a.Allocate(ctx, p, owner(i), netip.Addr{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			seen[addr]++
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(seen) != total {
+		t.Fatalf("%d distinct addresses for %d allocations", len(seen), total)
+	}
+	for addr := range seen {
+		if !p.Range.Contains(addr) {
+			t.Fatalf("%s outside the range", addr)
+		}
+	}
+	u := allocator.PoolUsage(p, s.Blocks())
+	if u.Used.Int64() != total || u.Free.Int64() != 1022-total {
+		t.Fatalf("usage %+v", u)
+	}
+	for i := 0; i < total; i++ {
+		if err := newAlloc(s, locker, fmt.Sprintf("node-%d", (i+3)%nodes)).Release(ctx, "", owner(i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(s.Blocks()); n != 0 {
+		t.Fatalf("%d blocks left", n)
+	}
+}
+
+func TestOverlappingRangesShareAddresses(t *testing.T) {
+	ctx := context.Background()
+	s := fake.NewStore()
+	wide := pool(t, "", ranges.Spec{Range: "10.0.0.0/24"})
+	narrow := pool(t, "", ranges.Spec{Range: "10.0.0.0/28"})
+	other := pool(t, "blue", ranges.Spec{Range: "10.0.0.0/28"})
+	a := newAlloc(s, &fake.Locker{}, "n1")
+	b := newAlloc(s, &fake.Locker{}, "n2")
+	x, _ := a.Allocate(ctx, wide, owner(1), netip.Addr{})
+	y, _ := b.Allocate(ctx, narrow, owner(2), netip.Addr{})
+	z, _ := b.Allocate(ctx, other, owner(3), netip.Addr{})
+	if x == y {
+		t.Fatalf("overlapping ranges of one network handed out %s twice", x)
+	}
+	if z.String() != "10.0.0.1" {
+		t.Fatalf("network_name blue should start afresh, got %s", z)
+	}
+}
+
+func TestSticky(t *testing.T) {
+	ctx := context.Background()
+	s := fake.NewStore()
+	p := pool(t, "", ranges.Spec{Range: "10.0.0.0/24"})
+	p.Sticky = true
+	a := newAlloc(s, &fake.Locker{}, "n1")
+	b := newAlloc(s, &fake.Locker{}, "n2")
+	o := owner(1)
+	first, _ := a.Allocate(ctx, p, o, netip.Addr{})
+	for i := 2; i < 5; i++ {
+		a.Allocate(ctx, p, owner(i), netip.Addr{})
+	}
+	if err := a.Release(ctx, "", o, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Same name, new UID and container, another node.
+	o2 := o
+	o2.ContainerID, o2.PodUID = "c1-new", "u1-new"
+	got, err := b.Allocate(ctx, p, o2, netip.Addr{})
+	if err != nil || got != first {
+		t.Fatalf("re-created pod got %s, %v; want its address %s back", got, err, first)
+	}
+	// Without DEL (crashed node): the new pod of the name takes the old allocation over.
+	o3 := o2
+	o3.ContainerID, o3.PodUID = "c1-newer", "u1-newer"
+	if got, err := a.Allocate(ctx, p, o3, netip.Addr{}); err != nil || got != first {
+		t.Fatalf("re-created pod got %s, %v; want %s", got, err, first)
+	}
+}
+
+func TestWhole64Blocks(t *testing.T) {
+	ctx := context.Background()
+	s := fake.NewStore()
+	p := pool(t, "", ranges.Spec{Range: "fd00:1::8000:0:0:0-fd00:1::ffff:ffff:ffff:fffe/64"})
+	a := newAlloc(s, &fake.Locker{}, "n1")
+	got, err := a.Allocate(ctx, p, owner(1), netip.Addr{})
+	if err != nil || got.String() != "fd00:1:0:0:8000::" {
+		t.Fatalf("got %s, %v", got, err)
+	}
+	if u := allocator.PoolUsage(p, s.Blocks()); u.Free.String() != "9223372036854775806" {
+		t.Fatalf("free %s", u.Free)
+	}
+}
+
+func TestUnavailableIsBounded(t *testing.T) {
+	s := fake.NewStore()
+	s.Unavailable = true
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := newAlloc(s, &fake.Locker{}, "n1").Allocate(ctx, pool(t, "", ranges.Spec{Range: "10.0.0.0/24"}), owner(1), netip.Addr{})
+	if !errors.Is(err, allocator.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("err %v after %s", err, time.Since(start))
+	}
+}
