@@ -396,3 +396,24 @@ func sortBlocks(bs []v1alpha1.IPBlock) {
 		return pi.Addr().Less(pj.Addr())
 	})
 }
+
+// Find returns the address owner holds in pool, if any (for CNI CHECK).
+func (a *Allocator) Find(ctx context.Context, pool Pool, owner Owner) (netip.Addr, bool, error) {
+	netKey := NetworkKey(pool.Network)
+	for _, node := range []string{a.opts.Node, ""} {
+		blocks, err := a.store.ListBlocks(ctx, netKey, node)
+		if err != nil {
+			return netip.Addr{}, false, fmt.Errorf("listing the IP blocks of network %q: %w", pool.Network, err)
+		}
+		if addr, ok := findOwner(blocks, pool, owner); ok {
+			return addr, true, nil
+		}
+	}
+	return netip.Addr{}, false, nil
+}
+
+// Ping checks that the store answers (for CNI STATUS).
+func (a *Allocator) Ping(ctx context.Context, network string) error {
+	_, err := a.store.ListBlocks(ctx, NetworkKey(network), a.opts.Node)
+	return err
+}

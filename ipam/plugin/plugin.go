@@ -1,0 +1,250 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/go-logr/logr"
+
+	"github.com/plexus-project/plexus/ipam/allocator"
+	"github.com/plexus-project/plexus/ipam/allocator/apistore"
+	"github.com/plexus-project/plexus/ipam/config"
+)
+
+// Host is what the plugin needs from its machine.
+type Host struct {
+	// Getenv reads the environment (node name defaults).
+	Getenv func(string) string
+	// Hostname is the last resort for the node name.
+	Hostname func() (string, error)
+	// ReadFile reads the flat configuration file.
+	ReadFile func(string) ([]byte, error)
+	// NewStore connects to the API server of a kubeconfig.
+	NewStore func(kubeconfig string, requestTimeout time.Duration) (allocator.Store, error)
+	// NewLocker returns the node-local lock of a directory.
+	NewLocker func(dir string) allocator.Locker
+}
+
+// DefaultHost is the real machine.
+func DefaultHost() Host {
+	return Host{
+		Getenv:   os.Getenv,
+		Hostname: os.Hostname,
+		ReadFile: os.ReadFile,
+		NewStore: func(kc string, t time.Duration) (allocator.Store, error) { return apistore.FromKubeconfig(kc, t) },
+		NewLocker: func(dir string) allocator.Locker {
+			return allocator.FileLocker{Dir: dir}
+		},
+	}
+}
+
+// Plugin implements the CNI commands.
+type Plugin struct {
+	host Host
+}
+
+// New returns a Plugin on host.
+func New(host Host) *Plugin { return &Plugin{host: host} }
+
+// Funcs is what cmd/plexus-ipam passes to skel.PluginMainFuncs.
+func (p *Plugin) Funcs() skel.CNIFuncs {
+	return skel.CNIFuncs{Add: p.Add, Del: p.Del, Check: p.Check, Status: p.Status, GC: p.GC}
+}
+
+// call is one parsed invocation.
+type call struct {
+	cfg   *config.Config
+	alloc *allocator.Allocator
+	owner allocator.Owner
+	log   logr.Logger
+	close func()
+}
+
+func (p *Plugin) setup(args *skel.CmdArgs) (*call, error) {
+	var flat []byte
+	if path := config.ConfigurationPath(args.StdinData); path != "" {
+		b, err := p.host.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading configuration_path %s: %w", path, err)
+		}
+		flat = b
+	} else {
+		for _, path := range config.FlatFilePaths {
+			if b, err := p.host.ReadFile(path); err == nil {
+				flat = b
+				break
+			}
+		}
+	}
+	cfg, err := config.Parse(args.StdinData, flat, args.Args)
+	if err != nil {
+		return nil, types.NewError(types.ErrDecodingFailure, err.Error(), "")
+	}
+	node := cfg.NodeName
+	for _, env := range []string{"NODE_NAME", "KUBERNETES_NODE_NAME"} {
+		if node == "" {
+			node = p.host.Getenv(env)
+		}
+	}
+	if node == "" {
+		if node, err = p.host.Hostname(); err != nil {
+			return nil, fmt.Errorf("no node_name in the config, no NODE_NAME in the environment, and no host name: %w", err)
+		}
+	}
+	log, closeLog := newLogger(cfg)
+	store, err := p.host.NewStore(cfg.Kubeconfig, min(cfg.Timeout, 10*time.Second))
+	if err != nil {
+		closeLog()
+		return nil, types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "")
+	}
+	return &call{
+		cfg:   cfg,
+		alloc: allocator.New(store, p.host.NewLocker(cfg.LockDir), allocator.Options{Node: node}),
+		owner: allocator.Owner{ContainerID: args.ContainerID, IfName: args.IfName,
+			PodNamespace: cfg.Pod.Namespace, PodName: cfg.Pod.Name, PodUID: cfg.Pod.UID},
+		log:   log.WithValues("container", args.ContainerID, "ifname", args.IfName, "pod", cfg.Pod.Namespace+"/"+cfg.Pod.Name, "node", node),
+		close: closeLog,
+	}, nil
+}
+
+func (c *call) context() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	return logr.NewContext(ctx, c.log), cancel
+}
+
+func (c *call) pools() []allocator.Pool {
+	var out []allocator.Pool
+	for _, r := range c.cfg.Ranges {
+		pool := allocator.NewPool(c.cfg.NetworkName, r)
+		pool.Sticky, pool.StickyTTL = c.cfg.Sticky, c.cfg.StickyTTL
+		out = append(out, pool)
+	}
+	return out
+}
+
+// Add allocates one address per range and prints the IPAM result.
+func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
+	c, err := p.setup(args)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	ctx, cancel := c.context()
+	defer cancel()
+	start := time.Now()
+	allocated := false
+	defer func() {
+		if err != nil && allocated {
+			// Leave nothing half-allocated (dual-stack): release what this call holds.
+			rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer rcancel()
+			_ = c.alloc.Release(logr.NewContext(rctx, c.log), c.cfg.NetworkName, c.owner, 0)
+		}
+		if err != nil {
+			c.log.Error(err, "ADD failed")
+		}
+	}()
+	result := &current.Result{CNIVersion: current.ImplementedSpecVersion, Routes: c.cfg.Routes, DNS: c.cfg.DNS}
+	for _, pool := range c.pools() {
+		var want netip.Addr
+		for _, r := range c.cfg.Requested {
+			if pool.Range.Subnet().Contains(r) {
+				want = r
+			}
+		}
+		addr, err := c.alloc.Allocate(ctx, pool, c.owner, want)
+		if err != nil {
+			return cniError(fmt.Errorf("allocating from pool %s: %w", pool.Name, err))
+		}
+		allocated = true
+		result.IPs = append(result.IPs, ipConfig(pool, addr))
+	}
+	c.log.V(1).Info("ADD", "ips", result.IPs, "took", time.Since(start).String())
+	return types.PrintResult(result, c.cfg.CNIVersion)
+}
+
+// Del frees the addresses of the container's interface; freeing nothing succeeds.
+func (p *Plugin) Del(args *skel.CmdArgs) error {
+	c, err := p.setup(args)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	ctx, cancel := c.context()
+	defer cancel()
+	var ttl time.Duration
+	if c.cfg.Sticky {
+		ttl = c.cfg.StickyTTL
+	}
+	if err := c.alloc.Release(ctx, c.cfg.NetworkName, c.owner, ttl); err != nil {
+		c.log.Error(err, "DEL failed")
+		return cniError(fmt.Errorf("releasing the addresses of container %s: %w", args.ContainerID, err))
+	}
+	c.log.V(1).Info("DEL")
+	return nil
+}
+
+// Check verifies that the container's interface holds an address in every range.
+func (p *Plugin) Check(args *skel.CmdArgs) error {
+	c, err := p.setup(args)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	ctx, cancel := c.context()
+	defer cancel()
+	for _, pool := range c.pools() {
+		_, ok, err := c.alloc.Find(ctx, pool, c.owner)
+		if err != nil {
+			return cniError(err)
+		}
+		if !ok {
+			return fmt.Errorf("container %s interface %s holds no address in pool %s", args.ContainerID, args.IfName, pool.Name)
+		}
+	}
+	return nil
+}
+
+// Status reports whether the API server answers.
+func (p *Plugin) Status(args *skel.CmdArgs) error {
+	c, err := p.setup(args)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	ctx, cancel := c.context()
+	defer cancel()
+	if err := c.alloc.Ping(ctx, c.cfg.NetworkName); err != nil {
+		return types.NewError(types.ErrPluginNotAvailable, "the API server holding the IP pools does not answer", err.Error())
+	}
+	return nil
+}
+
+// GC does nothing: the reconciler of plexus-controller frees leaked addresses cluster-wide.
+func (p *Plugin) GC(*skel.CmdArgs) error { return nil }
+
+func ipConfig(pool allocator.Pool, addr netip.Addr) *current.IPConfig {
+	bits := pool.Range.Subnet().Bits()
+	ip := net.IP(addr.AsSlice())
+	cfg := &current.IPConfig{Address: net.IPNet{IP: ip, Mask: net.CIDRMask(bits, addr.BitLen())}}
+	if gw := pool.Range.Gateway(); gw.IsValid() {
+		cfg.Gateway = net.IP(gw.AsSlice())
+	}
+	return cfg
+}
+
+// cniError marks API unavailability and timeouts as "try again later" (CNI error 11).
+func cniError(err error) error {
+	if errors.Is(err, allocator.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return types.NewError(types.ErrTryAgainLater, err.Error(), "the API server did not answer in time; retry")
+	}
+	return err
+}
