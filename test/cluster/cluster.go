@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -153,7 +154,8 @@ func Down(ctx context.Context, dir string) error {
 		}
 	}
 	for i := len(s.HostDirs) - 1; i >= 0; i-- {
-		if err := os.Remove(s.HostDirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// EBUSY: another cluster's node has a bind mount there; it removes the directory.
+		if err := os.Remove(s.HostDirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.ENOTEMPTY) {
 			errs = append(errs, fmt.Errorf("removing the mount point %s that Up created: %w", s.HostDirs[i], err))
 		}
 	}

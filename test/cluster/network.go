@@ -26,3 +26,46 @@ func (c *Cluster) createHostNetwork(ctx context.Context) error {
 	}
 	return nil
 }
+
+// vethName is the host end of node n's uplink.
+func (c *Cluster) vethName(n *Node) string { return fmt.Sprintf("%s-n%d", c.opts.Name, n.Index) }
+
+// createNodeNetwork creates node n's network namespace with eth0 (a veth whose host end is on
+// the bridge), routes to the other nodes' pod networks, a host route to n's pod network (the
+// API server calls webhooks at pod IPs), and a DNAT from the kubernetes service IP to the API
+// server (there is no kube-proxy).
+func (c *Cluster) createNodeNetwork(ctx context.Context, n *Node) error {
+	veth := c.vethName(n)
+	if err := c.state.record(func(s *state) {
+		s.NetNS = append(s.NetNS, n.Name)
+		s.Links = append(s.Links, veth)
+	}); err != nil {
+		return err
+	}
+	cmds := [][]string{
+		{"ip", "netns", "add", n.Name},
+		{"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", n.Name},
+		{"ip", "link", "set", veth, "master", c.bridgeName(), "up"},
+		{"ip", "-n", n.Name, "link", "set", "lo", "up"},
+		{"ip", "-n", n.Name, "addr", "add", n.IP + "/24", "dev", "eth0"},
+		{"ip", "-n", n.Name, "link", "set", "eth0", "up"},
+		{"ip", "route", "add", n.PodCIDR, "via", n.IP, "dev", c.bridgeName()},
+	}
+	for i := 1; i <= c.opts.Nodes; i++ {
+		if i != n.Index {
+			cmds = append(cmds, []string{"ip", "-n", n.Name, "route", "add", c.addr.PodPrefix(i).String(), "via", c.addr.NodeIP(i).String()})
+		}
+	}
+	svc := c.addr.KubernetesServiceIP().String()
+	to := fmt.Sprintf("%s:%d", c.addr.BridgeIP(), apiServerPort)
+	for _, chain := range []string{"PREROUTING", "OUTPUT"} {
+		cmds = append(cmds, []string{"nsenter", "--net=/run/netns/" + n.Name, "iptables", "-w", "-t", "nat", "-A", chain,
+			"-d", svc + "/32", "-p", "tcp", "--dport", "443", "-j", "DNAT", "--to-destination", to})
+	}
+	for _, args := range cmds {
+		if err := run(ctx, args...); err != nil {
+			return fmt.Errorf("wiring the network of %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}

@@ -4,6 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Node is a worker node: a containerd and a kubelet in their own network and mount namespaces.
@@ -12,6 +21,35 @@ type Node struct {
 	Name string
 	// Index counts nodes from 1.
 	Index int
+	// IP is the node's address on the node network (its eth0).
+	IP string
+	// PodCIDR is the node's pod network.
+	PodCIDR string
+	// Dir is the node's state directory; Root below it holds what the node sees at
+	// /var/lib/kubelet, /run/containerd, /etc/cni/net.d, /opt/cni/bin and the other bind mounts.
+	Dir string
+	// HolderPID is the process that holds the node's mount namespace; `nsenter -t HolderPID
+	// -m -n` runs a command on the node.
+	HolderPID int
+	// VFs are the node's emulated SR-IOV virtual functions (none without Options.SRIOV).
+	VFs []VF
+}
+
+// Root is the host directory bind-mounted at / paths inside the node (Root/var/lib/kubelet is
+// the node's /var/lib/kubelet).
+func (n *Node) Root() string { return filepath.Join(n.Dir, "root") }
+
+// HostPath is where the host sees the node's path p (one of the bind-mounted directories).
+func (n *Node) HostPath(p string) string { return filepath.Join(n.Root(), p) }
+
+// containerdSocket is the node's containerd socket as the node sees it.
+const containerdSocket = "/run/containerd/containerd.sock"
+
+// nodeBinds are the directories each node has to itself, bind-mounted from Node.Root.
+var nodeBinds = []string{
+	"/var/lib/kubelet", "/run/containerd", "/etc/cni/net.d", "/opt/cni/bin", "/var/lib/cni",
+	"/run/k8s.cni.cncf.io", "/var/log/pods", "/var/log/containers", "/opt/containerd",
+	"/var/lib/plexus", "/run/plexus", "/etc/plexus",
 }
 
 func (c *Cluster) nodeNames() []string {
@@ -22,6 +60,226 @@ func (c *Cluster) nodeNames() []string {
 	return names
 }
 
+// startNodes builds the images, starts every node and waits until all are Ready.
 func (c *Cluster) startNodes(ctx context.Context) error {
-	return errors.New("worker nodes: not yet")
+	imgs, err := baseImages()
+	if err != nil {
+		return err
+	}
+	imgs = append(imgs, c.opts.Images...)
+	archive := filepath.Join(c.dir, "images.tar")
+	if err := writeImages(archive, imgs); err != nil {
+		return fmt.Errorf("writing the images: %w", err)
+	}
+	for i, name := range c.nodeNames() {
+		c.Nodes = append(c.Nodes, &Node{
+			Name: name, Index: i + 1,
+			IP:      c.addr.NodeIP(i + 1).String(),
+			PodCIDR: c.addr.PodPrefix(i + 1).String(),
+			Dir:     filepath.Join(c.dir, "nodes", name),
+		})
+	}
+	// Mount points on the host are created once, before the nodes race for them.
+	for _, p := range nodeBinds {
+		if err := c.mkdirHost(p); err != nil {
+			return err
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, n := range c.Nodes {
+		g.Go(func() error {
+			if err := c.startNode(gctx, n, archive); err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return c.waitNodesReady(ctx)
+}
+
+// startNode wires node n's network, cgroups and mounts, then starts its containerd, imports
+// the images and starts its kubelet.
+func (c *Cluster) startNode(ctx context.Context, n *Node, archive string) error {
+	for _, p := range nodeBinds {
+		if err := os.MkdirAll(n.HostPath(p), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := c.createNodeNetwork(ctx, n); err != nil {
+		return err
+	}
+	if err := c.state.record(func(s *state) { s.Cgroups = append(s.Cgroups, n.Name) }); err != nil {
+		return err
+	}
+	if err := createCgroup(n.Name); err != nil {
+		return err
+	}
+	if err := c.writeNodeConfig(n); err != nil {
+		return err
+	}
+	if c.opts.SRIOV != nil {
+		if err := c.createVFs(ctx, n); err != nil {
+			return fmt.Errorf("emulating SR-IOV: %w", err)
+		}
+	}
+	if err := c.startHolder(ctx, n); err != nil {
+		return err
+	}
+	onNode := []string{"nsenter", "-t", fmt.Sprint(n.HolderPID), "-m", "-n", "--"}
+	if _, err := c.start(n.Name+"-containerd", append(onNode, "containerd", "--config", filepath.Join(n.Dir, "containerd.toml")), nil); err != nil {
+		return err
+	}
+	sock := n.HostPath(containerdSocket)
+	if err := waitFile(ctx, sock, 30*time.Second); err != nil {
+		return fmt.Errorf("containerd did not start (see %s): %w", c.logPath(n.Name+"-containerd"), err)
+	}
+	if err := importImages(ctx, sock, archive); err != nil {
+		return err
+	}
+	if _, err := c.start(n.Name+"-kubelet", append(onNode, c.bin("kubelet"),
+		"--config="+filepath.Join(n.Dir, "kubelet.yaml"),
+		"--kubeconfig="+filepath.Join(n.Dir, "kubeconfig"),
+		"--hostname-override="+n.Name, "--node-ip="+n.IP, "--v=1",
+	), nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+// startHolder starts the process that owns the node's mount namespace: in the node's network
+// namespace, a private mount namespace with the node's directories bind-mounted, a sysfs that
+// shows the node's interfaces, and the host's cgroup hierarchies mounted back on top. It is
+// nsenter --net + unshare --mount, not `ip netns exec`, which mounts a fresh sysfs and so loses
+// /sys/fs/cgroup.
+func (c *Cluster) startHolder(ctx context.Context, n *Node) error {
+	hold := filepath.Join(n.Dir, "cgroup-hold")
+	ready := filepath.Join(n.Dir, "holder-ready")
+	if err := os.MkdirAll(hold, 0o755); err != nil {
+		return err
+	}
+	var sh strings.Builder
+	sh.WriteString("set -e\n")
+	for _, p := range nodeBinds {
+		fmt.Fprintf(&sh, "mount --bind %q %q\n", n.HostPath(p), p)
+	}
+	fmt.Fprintf(&sh, "mount --rbind /sys/fs/cgroup %q\n", hold)
+	sh.WriteString("mount -t sysfs sysfs /sys\n")
+	fmt.Fprintf(&sh, "mount --rbind %q /sys/fs/cgroup\n", hold)
+	fmt.Fprintf(&sh, "umount -l %q\n", hold)
+	fmt.Fprintf(&sh, "touch %q\n", ready)
+	sh.WriteString("exec sleep infinity\n")
+	p, err := c.start(n.Name+"-holder", []string{"nsenter", "--net=/run/netns/" + n.Name, "--",
+		"unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", sh.String()}, nil)
+	if err != nil {
+		return err
+	}
+	n.HolderPID = p.Pid
+	if err := waitFile(ctx, ready, 10*time.Second); err != nil {
+		return fmt.Errorf("the node's mount namespace was not set up (see %s): %w", c.logPath(n.Name+"-holder"), err)
+	}
+	ino, err := nsInode(p.Pid, "mnt")
+	if err != nil {
+		return err
+	}
+	return c.state.record(func(s *state) { s.MountNS = append(s.MountNS, ino) })
+}
+
+// mkdirHost creates the mount point p on the host if it is missing, recording each directory
+// it creates so that Down removes them.
+func (c *Cluster) mkdirHost(p string) error {
+	var missing []string
+	for d := p; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append([]string{d}, missing...)
+	}
+	for _, d := range missing {
+		if err := c.state.record(func(s *state) { s.HostDirs = append(s.HostDirs, d) }); err != nil {
+			return err
+		}
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitNodesReady waits until every node reports Ready and has lost the not-ready taint, and the
+// default service account exists (pods are refused before).
+func (c *Cluster) waitNodesReady(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		pending, err := c.pendingNodes(ctx)
+		if err == nil && len(pending) == 0 {
+			_, err = c.Clientset.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+			if err == nil {
+				return nil
+			}
+			pending = []string{"the default service account"}
+		}
+		for _, n := range c.Nodes {
+			if !c.running(n.Name + "-kubelet") {
+				return fmt.Errorf("the kubelet of %s exited; see %s", n.Name, c.logPath(n.Name+"-kubelet"))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %v (last error: %v); see the logs in %s", pending, err, filepath.Join(c.dir, "logs"))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Cluster) pendingNodes(ctx context.Context) ([]string, error) {
+	list, err := c.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	ready := map[string]bool{}
+	for _, node := range list.Items {
+		ready[node.Name] = nodeReady(&node)
+	}
+	var pending []string
+	for _, n := range c.Nodes {
+		if !ready[n.Name] {
+			pending = append(pending, n.Name)
+		}
+	}
+	return pending, nil
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Key == corev1.TaintNodeNotReady {
+			return false
+		}
+	}
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			return cond.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func waitFile(ctx context.Context, p string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		if _, err := os.Stat(p); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", p, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

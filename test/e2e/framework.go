@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/plexus-project/plexus/test/cluster"
+)
+
+// busyboxPod is a pod sleeping on node, from the cluster's busybox image.
+func busyboxPod(name, node string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: corev1.PodSpec{
+			NodeSelector:                  map[string]string{corev1.LabelHostname: node},
+			TerminationGracePeriodSeconds: ptr(int64(1)),
+			Containers: []corev1.Container{{
+				Name: "main", Image: cluster.BusyboxImage, ImagePullPolicy: corev1.PullNever,
+				Command: []string{"sleep", "3600"},
+			}},
+		},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// waitRunning waits until every named pod in default is Running with an IP, and returns them.
+func waitRunning(ctx context.Context, c *cluster.Cluster, timeout time.Duration, names ...string) ([]*corev1.Pod, error) {
+	pods := make([]*corev1.Pod, len(names))
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		for i, n := range names {
+			p, err := c.Clientset.CoreV1().Pods("default").Get(ctx, n, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
+				return false, nil
+			}
+			pods[i] = p
+		}
+		return true, nil
+	})
+	if err != nil {
+		var states []string
+		for _, n := range names {
+			if p, gerr := c.Clientset.CoreV1().Pods("default").Get(ctx, n, metav1.GetOptions{}); gerr == nil {
+				states = append(states, fmt.Sprintf("%s: %s %v", n, p.Status.Phase, p.Status.Conditions))
+			}
+		}
+		return nil, fmt.Errorf("pods %v not Running: %w (%v)", names, err, states)
+	}
+	return pods, nil
+}
+
+// kubectl runs the real kubectl against the cluster.
+func kubectl(ctx context.Context, c *cluster.Cluster, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir(), "kubectl"), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("kubectl %v: %w: %s", args, err, out.String())
+	}
+	return out.String(), nil
+}
+
+// requireRoot skips t when not root: the cluster creates namespaces, mounts and cgroups.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if !isRoot() {
+		t.Skip("the local cluster needs root (network namespaces, mounts, cgroups)")
+	}
+}
+
+// checkNoLeftovers fails t when the host still holds anything of the cluster.
+func checkNoLeftovers(t *testing.T, name, dir string, hostDirs []string, pids []int) {
+	t.Helper()
+	if left := cluster.Leftovers(name, dir, hostDirs, pids); len(left) > 0 {
+		t.Errorf("after down the host still has: %v", left)
+	}
+}
