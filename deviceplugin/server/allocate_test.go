@@ -1,0 +1,84 @@
+package server_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
+
+	"github.com/plexus-project/plexus/deviceplugin/config"
+	"github.com/plexus-project/plexus/deviceplugin/server"
+	"github.com/plexus-project/plexus/deviceplugin/sysfs"
+)
+
+func TestEnvName(t *testing.T) {
+	for in, want := range map[string]string{
+		"intel.com/sriov_netdevice": "PCIDEVICE_INTEL_COM_SRIOV_NETDEVICE",
+		"mellanox.com/mlx-rdma.a":   "PCIDEVICE_MELLANOX_COM_MLX_RDMA_A",
+	} {
+		if got := server.EnvName(in); got != want {
+			t.Errorf("EnvName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestContainerResponse(t *testing.T) {
+	netdev := &sysfs.VF{Address: "0000:3b:02.0", PFAddress: "0000:3b:00.0", Driver: "iavf", NetName: "ens1f0v0"}
+	vfio := &sysfs.VF{Address: "0000:3b:02.6", PFAddress: "0000:3b:00.0", Driver: "vfio-pci", VFIOGroup: "106"}
+	vfio2 := &sysfs.VF{Address: "0000:3b:02.7", PFAddress: "0000:3b:00.0", Driver: "vfio-pci", VFIOGroup: "107"}
+	spec := func(p string) *pluginapi.DeviceSpec {
+		return &pluginapi.DeviceSpec{HostPath: p, ContainerPath: p, Permissions: "rw"}
+	}
+	tests := []struct {
+		name      string
+		cfg       config.ResourceConfig
+		devs      []*sysfs.VF
+		wantIDs   string
+		wantInfo  map[string]map[string]map[string]string
+		wantSpecs []*pluginapi.DeviceSpec
+	}{
+		{
+			name: "netdevice", devs: []*sysfs.VF{netdev},
+			wantIDs:  "0000:3b:02.0",
+			wantInfo: map[string]map[string]map[string]string{"0000:3b:02.0": {"generic": {"deviceID": "0000:3b:02.0"}}},
+		},
+		{
+			name: "vfio with vhost-net and additionalInfo",
+			cfg: config.ResourceConfig{Selectors: config.Selectors{Items: []config.Selector{{NeedVhostNet: true}}},
+				AdditionalInfo: map[string]map[string]string{"*": {"k": "all"}, "0000:3b:02.7": {"k": "seven"}}},
+			devs:    []*sysfs.VF{vfio, vfio2},
+			wantIDs: "0000:3b:02.6,0000:3b:02.7",
+			wantInfo: map[string]map[string]map[string]string{
+				"0000:3b:02.6": {"generic": {"deviceID": "0000:3b:02.6"}, "vfio": {"mount": "/dev/vfio/vfio", "dev-mount": "/dev/vfio/106"},
+					"vhost": {"net-mount": "/dev/vhost-net", "tun-mount": "/dev/net/tun"}, "extra": {"k": "all"}},
+				"0000:3b:02.7": {"generic": {"deviceID": "0000:3b:02.7"}, "vfio": {"mount": "/dev/vfio/vfio", "dev-mount": "/dev/vfio/107"},
+					"vhost": {"net-mount": "/dev/vhost-net", "tun-mount": "/dev/net/tun"}, "extra": {"k": "seven"}},
+			},
+			wantSpecs: []*pluginapi.DeviceSpec{spec("/dev/vfio/vfio"), spec("/dev/vfio/106"), spec("/dev/vhost-net"), spec("/dev/net/tun"), spec("/dev/vfio/107")},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := server.ContainerResponse(&tc.cfg, "intel.com/sriov", tc.devs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resp.Envs["PCIDEVICE_INTEL_COM_SRIOV"]; got != tc.wantIDs {
+				t.Errorf("IDs = %q, want %q", got, tc.wantIDs)
+			}
+			var info map[string]map[string]map[string]string
+			if err := json.Unmarshal([]byte(resp.Envs["PCIDEVICE_INTEL_COM_SRIOV_INFO"]), &info); err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(tc.wantInfo, info); d != "" {
+				t.Errorf("_INFO (-want +got):\n%s", d)
+			}
+			if d := cmp.Diff(tc.wantSpecs, resp.Devices, cmp.Comparer(func(a, b *pluginapi.DeviceSpec) bool {
+				return a.HostPath == b.HostPath && a.ContainerPath == b.ContainerPath && a.Permissions == b.Permissions
+			})); d != "" {
+				t.Errorf("device specs (-want +got):\n%s", d)
+			}
+		})
+	}
+}
