@@ -34,8 +34,12 @@ func Main(ctx context.Context, args []string, out io.Writer) int {
 	fs.IntVar(&opts.Nodes, "nodes", 0, "worker nodes (default 2)")
 	fs.BoolVar(&opts.NoNodes, "no-nodes", false, "control plane only")
 	fs.IntVar(&opts.NetworkID, "network-id", 0, "address block 0-15, for clusters side by side")
+	sriov := fs.Bool("sriov", true, "give every node emulated SR-IOV NICs (2 PFs with 4 VFs each)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
+	}
+	if *sriov {
+		opts.SRIOV = &cluster.SRIOVOptions{}
 	}
 	var err error
 	switch args[0] {
