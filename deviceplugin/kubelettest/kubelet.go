@@ -44,6 +44,7 @@ type Plugin struct {
 	cancel  context.CancelFunc
 	mu      sync.Mutex
 	devices []*pluginapi.Device
+	got     bool // a list arrived
 	changed chan struct{}
 }
 
@@ -164,9 +165,9 @@ func (p *Plugin) WaitDevices(t testing.TB, timeout time.Duration, cond func([]*p
 	defer timer.Stop()
 	for {
 		p.mu.Lock()
-		devs, ch := p.devices, p.changed
+		devs, got, ch := p.devices, p.got, p.changed
 		p.mu.Unlock()
-		if devs != nil && cond(devs) {
+		if got && cond(devs) {
 			return devs
 		}
 		select {
@@ -221,7 +222,7 @@ func (p *Plugin) follow(ctx context.Context) {
 			return
 		}
 		p.mu.Lock()
-		p.devices = resp.Devices
+		p.devices, p.got = resp.Devices, true
 		close(p.changed)
 		p.changed = make(chan struct{})
 		p.mu.Unlock()
