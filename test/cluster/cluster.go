@@ -143,7 +143,8 @@ func Down(ctx context.Context, dir string) error {
 	}
 	for _, l := range s.Links {
 		if _, err := os.Stat(filepath.Join("/sys/class/net", l)); err == nil {
-			if err := run(ctx, "ip", "link", "del", l); err != nil {
+			// Deleting a node's netns also deletes its veth's host end, a moment later.
+			if err := run(ctx, "ip", "link", "del", l); err != nil && linkExists(l) {
 				errs = append(errs, err)
 			}
 		}
@@ -238,4 +239,9 @@ func clusterPIDs(s *state) []int {
 		pids = append(pids, p)
 	}
 	return pids
+}
+
+func linkExists(name string) bool {
+	_, err := os.Stat(filepath.Join("/sys/class/net", name))
+	return err == nil
 }
