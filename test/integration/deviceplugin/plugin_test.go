@@ -70,7 +70,12 @@ type env struct {
 	logs    *logBuffer
 }
 
-func startPlugin(t *testing.T) *env {
+func startPlugin(t *testing.T) *env { return startPluginWith(t, nil) }
+
+// startPluginWith runs the manager over the TwoNICs tree and a test kubelet; configure may
+// change the options (e.g. to publish capacity), and the dependencies come from
+// deviceplugin.NewDeps, as in the binary.
+func startPluginWith(t *testing.T, configure func(*deviceplugin.Options)) *env {
 	t.Helper()
 	dir := t.TempDir()
 	tree, err := sysfstest.TwoNICs(filepath.Join(dir, "sys"))
@@ -93,10 +98,17 @@ func startPlugin(t *testing.T) *env {
 	e := &env{tree: tree, kubelet: k, cfgPath: cfgPath, devinfo: &devinfo.Store{Dir: filepath.Join(dir, "devinfo")}, logs: &logBuffer{}}
 	opts := deviceplugin.Options{
 		ConfigFile: cfgPath, SysfsRoot: tree.Root, DevicePluginDir: pluginDir, DevInfoDir: e.devinfo.Dir,
-		HealthInterval: 100 * time.Millisecond, KubeletCheckInterval: 200 * time.Millisecond,
+		PodResourcesSocket: k.PodResourcesSocket, KubeletCheckInterval: 200 * time.Millisecond,
 		ConfigCheckInterval: 200 * time.Millisecond, ReleaseInterval: 200 * time.Millisecond, ReleaseGrace: 300 * time.Millisecond,
 	}
-	m := deviceplugin.NewManager(opts, deviceplugin.Deps{InUse: &deviceplugin.PodResources{Socket: k.PodResourcesSocket}})
+	if configure != nil {
+		configure(&opts)
+	}
+	deps, err := deviceplugin.NewDeps(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := deviceplugin.NewManager(opts, deps)
 	ctx, cancel := context.WithCancel(logr.NewContext(context.Background(), e.logs.logger(t)))
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
