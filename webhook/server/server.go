@@ -112,8 +112,10 @@ func (s *Server) route(path string, h admission.Handler) {
 		return resp
 	})
 	wh := &admission.Webhook{
-		Handler:         counted,
-		WithContextFunc: func(ctx context.Context, _ *http.Request) context.Context { return logr.NewContext(ctx, s.opts.Log.WithName(name)) },
+		Handler: counted,
+		WithContextFunc: func(ctx context.Context, _ *http.Request) context.Context {
+			return logr.NewContext(ctx, s.opts.Log.WithName(name))
+		},
 	}
 	latency := s.metrics.latency.WithLabelValues(name)
 	s.mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
