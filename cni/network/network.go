@@ -81,7 +81,7 @@ func parseNAD(nad *nadv1.NetworkAttachmentDefinition) (*Network, field.ErrorList
 
 	config, err := ParseConfig(nad.Spec.Config, nad.Name)
 	if err != nil {
-		errs = append(errs, field.Invalid(field.NewPath("spec", "config"), shortConfig(nad.Spec.Config), err.Error()))
+		errs = append(errs, field.Invalid(field.NewPath("spec", "config"), field.OmitValueType{}, err.Error()))
 	} else {
 		n.Config = config
 		for _, p := range config.Plugins {
@@ -122,11 +122,28 @@ func ParseConfig(config, defaultName string) (*libcni.NetworkConfigList, error) 
 	if err := json.Unmarshal([]byte(config), &raw); err != nil {
 		return nil, fmt.Errorf("not a JSON object: %w", err)
 	}
+	if raw == nil {
+		return nil, fmt.Errorf("not a JSON object: put a CNI config or conflist JSON in spec.config")
+	}
 	if _, ok := raw["name"]; !ok {
 		raw["name"] = defaultName
 	}
-	if _, ok := raw["plugins"]; !ok {
-		if _, ok := raw["type"]; !ok {
+	if plugins, ok := raw["plugins"]; ok {
+		list, ok := plugins.([]any)
+		if !ok || len(list) == 0 {
+			return nil, fmt.Errorf(`"plugins" must be a non-empty list of plugin configs`)
+		}
+		for i, p := range list {
+			obj, ok := p.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("plugin %d is not a JSON object", i+1)
+			}
+			if typ, _ := obj["type"].(string); typ == "" {
+				return nil, fmt.Errorf(`plugin %d has no "type": name the CNI plugin, e.g. "type": "tuning"`, i+1)
+			}
+		}
+	} else {
+		if typ, _ := raw["type"].(string); typ == "" {
 			return nil, fmt.Errorf(`the config has neither "type" nor "plugins": name the CNI plugin, e.g. "type": "macvlan"`)
 		}
 		name, version := raw["name"], raw["cniVersion"]
@@ -144,14 +161,6 @@ func ParseConfig(config, defaultName string) (*libcni.NetworkConfigList, error) 
 	list, err := libcni.NetworkConfFromBytes(b)
 	if err != nil {
 		return nil, err
-	}
-	if len(list.Plugins) == 0 {
-		return nil, fmt.Errorf(`"plugins" is empty: list at least one plugin`)
-	}
-	for i, p := range list.Plugins {
-		if p.Network.Type == "" {
-			return nil, fmt.Errorf(`plugin %d has no "type"`, i+1)
-		}
 	}
 	return list, nil
 }
@@ -213,12 +222,4 @@ func ipamSection(plugin []byte) json.RawMessage {
 		return nil
 	}
 	return p.IPAM
-}
-
-func shortConfig(c string) string {
-	const max = 120
-	if len(c) > max {
-		return c[:max] + "..."
-	}
-	return c
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -309,7 +311,8 @@ func validateSelections(sels []*Selection) SelectionErrors {
 }
 
 // invalidInterfaceName applies the kernel's rules for a network device name (dev_valid_name):
-// 1 to 15 bytes, not "." or "..", no "/", ":" or white space. It returns why a name fails, or "".
+// 1 to 15 bytes, not "." or "..", no "/", ":" or white space; and, since it travels in JSON
+// annotations, printable UTF-8. It returns why a name fails, or "".
 func invalidInterfaceName(name string) string {
 	switch {
 	case len(name) > 15:
@@ -318,6 +321,8 @@ func invalidInterfaceName(name string) string {
 		return "is not allowed by Linux"
 	case strings.ContainsAny(name, "/: \t\n\r\v\f"):
 		return "may not contain \"/\", \":\" or white space"
+	case !utf8.ValidString(name) || strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return "must be printable UTF-8 text"
 	}
 	return ""
 }
