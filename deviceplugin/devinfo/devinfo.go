@@ -29,28 +29,45 @@ func (s *Store) Path(resource, deviceID string) string {
 	return filepath.Join(s.Dir, FileName(resource, deviceID))
 }
 
-// Write replaces the file of deviceID of resource with info (atomically: readers never see a
-// partial file).
+// Write replaces the file of deviceID of resource with info. It writes a temporary file and
+// renames it, so readers never see a partial file.
 func (s *Store) Write(resource, deviceID string, info *nadv1.DeviceInfo) error {
 	b, err := json.Marshal(info)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
-		return fmt.Errorf("creating the device-info directory %s: %w", s.Dir, err)
-	}
 	final := s.Path(resource, deviceID)
-	tmp, err := os.CreateTemp(s.Dir, ".tmp-devinfo-")
-	if err != nil {
-		return fmt.Errorf("writing device info for %s: %w", deviceID, err)
+	tmp := filepath.Join(s.Dir, "."+filepath.Base(final)+".tmp")
+	err = writeFile(tmp, b)
+	if os.IsNotExist(err) {
+		if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+			return fmt.Errorf("creating the device-info directory %s: %w", s.Dir, err)
+		}
+		err = writeFile(tmp, b)
 	}
-	_, werr := tmp.Write(b)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(tmp.Name(), 0o444), os.Rename(tmp.Name(), final)); err != nil {
-		_ = os.Remove(tmp.Name())
+	if err == nil {
+		err = os.Rename(tmp, final)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("writing device info %s: %w", final, err)
 	}
 	return nil
+}
+
+// writeFile creates (or truncates) path read-only for everyone, as the NAD client does, and
+// writes b.
+func writeFile(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o444)
+	if os.IsPermission(err) { // a read-only leftover of a crash, when not running as root
+		_ = os.Remove(path)
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o444)
+	}
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(b)
+	return errors.Join(werr, f.Close())
 }
 
 // Remove deletes the file of deviceID of resource; a missing file is not an error.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // VFIODriver is the driver name that makes a VF a userspace (DPDK) device with a /dev/vfio group.
@@ -60,8 +61,8 @@ type VF struct {
 	// VFIOGroup is the IOMMU group number when the VF is bound to vfio-pci ("" otherwise); its
 	// device file is /dev/vfio/<VFIOGroup>.
 	VFIOGroup string
-	// RDMA is true when the VF has an RDMA device (an infiniband/ directory); RDMADevices are its
-	// character devices under /dev/infiniband (uverbsN, ...).
+	// RDMA is true when the VF has RDMA verbs (an infiniband_verbs/ directory); RDMADevices are
+	// its character devices under /dev/infiniband (uverbsN).
 	RDMA        bool
 	RDMADevices []string
 }
@@ -86,9 +87,14 @@ func (s *FS) Discover(ctx context.Context) ([]PF, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing PCI devices in %s (is --sysfs-root right?): %w", dir, err)
 	}
+	dirfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", dir, err)
+	}
+	defer unix.Close(dirfd)
 	var pfAddrs []string
 	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(dir, e.Name(), "sriov_totalvfs")); err == nil {
+		if unix.Faccessat(dirfd, e.Name()+"/sriov_totalvfs", unix.F_OK, 0) == nil {
 			pfAddrs = append(pfAddrs, e.Name())
 		}
 	}
@@ -124,30 +130,34 @@ func (s *FS) Discover(ctx context.Context) ([]PF, error) {
 }
 
 func (s *FS) readPF(addr string) (PF, error) {
-	p := s.devicePath(addr)
 	pf := PF{Address: addr}
-	var err error
-	if pf.Vendor, err = readID(p, "vendor"); err != nil {
+	d, err := openDevice(s.devicePath(addr))
+	if err != nil {
 		return pf, err
 	}
-	if pf.Device, err = readID(p, "device"); err != nil {
+	defer d.close()
+	if pf.Vendor, err = d.id("vendor"); err != nil {
 		return pf, err
 	}
-	pf.Class, _ = readString(p, "class")
-	pf.Driver = linkBase(p, "driver")
-	pf.NUMANode = readNUMA(p)
-	pf.NetName = firstEntry(filepath.Join(p, "net"))
+	if pf.Device, err = d.id("device"); err != nil {
+		return pf, err
+	}
+	pf.Class, _ = d.read("class")
+	pf.Driver = d.linkBase("driver")
+	pf.NUMANode = d.numa()
+	pf.NetName = d.firstEntry("net")
 	if pf.NetName != "" {
-		pf.LinkType = readLinkType(filepath.Join(p, "net", pf.NetName))
+		pf.LinkType = d.linkType("net/" + pf.NetName + "/type")
 	}
-	if pf.NumVFs, err = readInt(p, "sriov_numvfs"); err != nil {
+	if pf.NumVFs, err = d.int("sriov_numvfs"); err != nil {
 		return pf, err
 	}
-	if pf.TotalVFs, err = readInt(p, "sriov_totalvfs"); err != nil {
+	if pf.TotalVFs, err = d.int("sriov_totalvfs"); err != nil {
 		return pf, err
 	}
+	pf.VFs = make([]VF, 0, pf.NumVFs)
 	for i := 0; i < pf.NumVFs; i++ {
-		vfAddr := linkBase(p, "virtfn"+strconv.Itoa(i))
+		vfAddr := d.linkBase("virtfn" + strconv.Itoa(i))
 		if vfAddr == "" {
 			continue // the kernel is still creating it; the next discovery sees it
 		}
@@ -161,34 +171,31 @@ func (s *FS) readPF(addr string) (PF, error) {
 }
 
 func (s *FS) readVF(pf *PF, addr string, index int) (VF, error) {
-	p := s.devicePath(addr)
-	vf := VF{Address: addr, Index: index, PFAddress: pf.Address, PFName: pf.NetName, Class: pf.Class}
-	var err error
-	if vf.Vendor, err = readID(p, "vendor"); err != nil {
+	vf := VF{Address: addr, Index: index, PFAddress: pf.Address, PFName: pf.NetName, Class: pf.Class, LinkType: pf.LinkType}
+	d, err := openDevice(s.devicePath(addr))
+	if err != nil {
 		return vf, err
 	}
-	if vf.Device, err = readID(p, "device"); err != nil {
+	defer d.close()
+	if vf.Vendor, err = d.id("vendor"); err != nil {
 		return vf, err
 	}
-	vf.Driver = linkBase(p, "driver")
-	vf.NUMANode = readNUMA(p)
-	vf.NetName = firstEntry(filepath.Join(p, "net"))
-	vf.LinkType = pf.LinkType
+	if vf.Device, err = d.id("device"); err != nil {
+		return vf, err
+	}
+	vf.Driver = d.linkBase("driver")
+	vf.NUMANode = d.numa()
+	vf.NetName = d.firstEntry("net")
 	if vf.NetName != "" {
-		if lt := readLinkType(filepath.Join(p, "net", vf.NetName)); lt != "" {
+		if lt := d.linkType("net/" + vf.NetName + "/type"); lt != "" {
 			vf.LinkType = lt
 		}
 	}
 	if vf.Driver == VFIODriver {
-		vf.VFIOGroup = linkBase(p, "iommu_group")
+		vf.VFIOGroup = d.linkBase("iommu_group")
 	}
-	if verbs, err := os.ReadDir(filepath.Join(p, "infiniband_verbs")); err == nil {
-		vf.RDMA = true
-		for _, v := range verbs {
-			vf.RDMADevices = append(vf.RDMADevices, v.Name())
-		}
-	} else if _, err := os.Stat(filepath.Join(p, "infiniband")); err == nil {
-		vf.RDMA = true
+	if verbs, ok := d.entries("infiniband_verbs"); ok {
+		vf.RDMA, vf.RDMADevices = true, verbs
 	}
 	return vf, nil
 }
@@ -250,67 +257,4 @@ func readInt(dir, name string) (int, error) {
 		return 0, fmt.Errorf("reading %s: %q is not a number: %w", filepath.Join(dir, name), s, err)
 	}
 	return n, nil
-}
-
-// readID reads a PCI ID file ("0x8086\n") as "8086".
-func readID(dir, name string) (string, error) {
-	s, err := readString(dir, name)
-	if err != nil {
-		return "", fmt.Errorf("reading the PCI %s ID of %s: %w", name, filepath.Base(dir), err)
-	}
-	return strings.ToLower(strings.TrimPrefix(s, "0x")), nil
-}
-
-func readNUMA(dir string) int {
-	s, err := readString(dir, "numa_node")
-	if err != nil {
-		return -1
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return -1
-	}
-	return n
-}
-
-// linkBase returns the last element of the symlink dir/name's target, "" if there is none.
-func linkBase(dir, name string) string {
-	t, err := os.Readlink(filepath.Join(dir, name))
-	if err != nil {
-		return ""
-	}
-	return filepath.Base(t)
-}
-
-func firstEntry(dir string) string {
-	f, err := os.Open(dir)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) || len(names) == 0 {
-		return ""
-	}
-	sort.Strings(names)
-	return names[0]
-}
-
-// readLinkType maps the ARPHRD_* number in net/<if>/type to the name `ip link` prints.
-func readLinkType(netdevDir string) string {
-	s, err := readString(netdevDir, "type")
-	if err != nil {
-		return ""
-	}
-	switch s {
-	case "1":
-		return "ether"
-	case "32":
-		return "infiniband"
-	case "772":
-		return "loopback"
-	case "65534":
-		return "none"
-	}
-	return s
 }
