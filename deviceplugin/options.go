@@ -59,6 +59,7 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file (empty: in-cluster)")
 	fs.DurationVar(&o.HealthInterval, "health-interval", 250*time.Millisecond, "health poll period")
 	fs.DurationVar(&o.ReleaseInterval, "release-interval", 5*time.Second, "how often kubelet's PodResources API is asked which devices are still in use")
+	fs.DurationVar(&o.ReleaseGrace, "release-grace", 30*time.Second, "how long an allocated device counts as in use before kubelet's PodResources API must list it")
 }
 
 func (o *Options) setDefaults() {

@@ -1,0 +1,308 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	podresourcesapi "k8s.io/kubelet/pkg/apis/podresources/v1"
+
+	"github.com/plexus-project/plexus/deviceplugin/capacity"
+	"github.com/plexus-project/plexus/deviceplugin/devinfo"
+	"github.com/plexus-project/plexus/test/cluster"
+	"github.com/plexus-project/plexus/test/controlplane"
+)
+
+const sriovResource = "intel.com/sriov_netdevice"
+
+// TestDevicePlugin runs plexus-deviceplugin as a DaemonSet on a cluster of real kubelets whose
+// nodes have emulated VFs: each node's allocatable shows the pool, a pod limiting 2 VFs runs
+// with PCIDEVICE_INTEL_COM_SRIOV_NETDEVICE holding two of the node's VF addresses, kubelet's
+// PodResources API lists those two devices for the pod, the device-info files exist (and go
+// when the pod goes), and the Node carries the capacity annotation.
+func TestDevicePlugin(t *testing.T) {
+	requireRoot(t)
+	if os.Getenv("PLEXUS_E2E") == "" {
+		t.Skip("set PLEXUS_E2E=1 (make e2e) to run the e2e suite beyond the smoke test")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+
+	repo, err := controlplane.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	build, err := cluster.BuildPlexus(ctx, repo, t.TempDir(), otherCommands(t, repo, "plexus-deviceplugin")...)
+	if err != nil || build.Binaries["plexus-deviceplugin"] == "" {
+		t.Fatalf("building plexus-deviceplugin: %v %v", err, build)
+	}
+	opts := cluster.Options{Name: "e2edp", Dir: filepath.Join(os.TempDir(), "plexus-e2e-dp"), Nodes: 2, NetworkID: 2,
+		Images: build.Images(), SRIOV: &cluster.SRIOVOptions{PFs: 2, VFsPerPF: 4}}
+	c, err := cluster.Up(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := kubectl(context.Background(), c, "-n", "kube-system", "logs", "ds/plexus-deviceplugin", "--tail=80")
+			t.Logf("device plugin log:\n%s", out)
+		}
+		if err := c.Down(context.Background()); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	installDevicePlugin(ctx, t, c)
+
+	// Every node's allocatable shows the pool with all its VFs.
+	start := time.Now()
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, n := range c.Nodes {
+			node, err := c.Clientset.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			q := node.Status.Allocatable[sriovResource]
+			if q.Value() != int64(len(n.VFs)) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("allocatable %s never reached the emulated VF count on every node: %v", sriovResource, err)
+	}
+	t.Logf("every node's allocatable shows %s (%d VFs each) %s after the DaemonSet was created", sriovResource, len(c.Nodes[0].VFs), time.Since(start).Round(time.Millisecond))
+
+	// A pod limiting two VFs runs and sees their PCI addresses.
+	n := c.Nodes[0]
+	pod := busyboxPod("sriov-two-vfs", n.Name)
+	two := resource.MustParse("2")
+	pod.Spec.Containers[0].Resources = corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{sriovResource: two}, Limits: corev1.ResourceList{sriovResource: two}}
+	if _, err := c.Clientset.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitRunning(ctx, c, 2*time.Minute, pod.Name); err != nil {
+		t.Fatal(err)
+	}
+	env, err := kubectl(ctx, c, "exec", pod.Name, "--", "env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	var info string
+	for _, line := range strings.Split(env, "\n") {
+		if v, ok := strings.CutPrefix(line, "PCIDEVICE_INTEL_COM_SRIOV_NETDEVICE="); ok {
+			got = strings.Split(strings.TrimSpace(v), ",")
+		}
+		if v, ok := strings.CutPrefix(line, "PCIDEVICE_INTEL_COM_SRIOV_NETDEVICE_INFO="); ok {
+			info = v
+		}
+	}
+	var nodeVFs []string
+	for _, vf := range n.VFs {
+		nodeVFs = append(nodeVFs, vf.PCI)
+	}
+	if len(got) != 2 || !slices.Contains(nodeVFs, got[0]) || !slices.Contains(nodeVFs, got[1]) || got[0] == got[1] {
+		t.Fatalf("PCIDEVICE_INTEL_COM_SRIOV_NETDEVICE = %v, want two of %v; env:\n%s", got, nodeVFs, env)
+	}
+	var infoMap map[string]map[string]map[string]string
+	if err := json.Unmarshal([]byte(info), &infoMap); err != nil || infoMap[got[0]]["generic"]["deviceID"] != got[0] {
+		t.Errorf("PCIDEVICE_INTEL_COM_SRIOV_NETDEVICE_INFO = %q (%v)", info, err)
+	}
+	t.Logf("pod %s on %s got VFs %v", pod.Name, n.Name, got)
+
+	// Kubelet's PodResources API lists those two devices for the pod.
+	listed := podResourceDevices(ctx, t, n.HostPath("/var/lib/kubelet/pod-resources/kubelet.sock"), pod.Name)
+	slices.Sort(listed)
+	want := slices.Clone(got)
+	slices.Sort(want)
+	if !slices.Equal(listed, want) {
+		t.Errorf("PodResources lists %v for %s, want %v", listed, pod.Name, want)
+	}
+
+	// The device-info files exist, with the PCI and PF addresses.
+	store := devinfo.Store{Dir: n.HostPath("/run/k8s.cni.cncf.io/devinfo/dp")}
+	for _, id := range got {
+		di, err := store.Read(sriovResource, id)
+		if err != nil {
+			t.Errorf("device-info file of %s: %v", id, err)
+			continue
+		}
+		if di.Pci == nil || di.Pci.PciAddress != id || di.Pci.PfPciAddress == "" || di.Version != "1.1.0" {
+			t.Errorf("device-info of %s = %+v", id, di)
+		}
+	}
+
+	// The Node carries the capacity annotation the extender reads.
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		node, err := c.Clientset.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		nc, ok, err := capacity.FromNode(node)
+		if !ok || err != nil {
+			return false, nil
+		}
+		p := nc.Pools[sriovResource]
+		return p.Healthy == len(n.VFs) && p.Free == len(n.VFs)-2 && len(p.NUMA) == 2 && len(p.PFs) == 2, nil
+	})
+	if err != nil {
+		t.Errorf("capacity annotation %s on %s never showed %d healthy, %d free VFs on 2 NUMA nodes and 2 PFs: %v", capacity.Annotation, n.Name, len(n.VFs), len(n.VFs)-2, err)
+	}
+
+	// Deleting the pod releases the devices: their device-info files go.
+	if err := c.Clientset.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		for _, id := range got {
+			if _, err := os.Stat(store.Path(sriovResource, id)); err == nil {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Errorf("device-info files of %v still there after the pod was deleted: %v", got, err)
+	}
+}
+
+// otherCommands lists the commands under cmd/ except keep, for BuildPlexus to skip.
+func otherCommands(t *testing.T, repo, keep string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(repo, "cmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skip []string
+	for _, e := range ents {
+		if e.Name() != keep {
+			skip = append(skip, e.Name())
+		}
+	}
+	return skip
+}
+
+// installDevicePlugin creates the plugin's RBAC, configuration and DaemonSet (the shape the chart
+// will ship), pointing --sysfs-root at the nodes' emulated SR-IOV tree.
+func installDevicePlugin(ctx context.Context, t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	const ns, name = "kube-system", "plexus-deviceplugin"
+	cs := c.Clientset
+	objs := []func() error{
+		func() error {
+			_, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.CreateOptions{})
+			return err
+		},
+		func() error {
+			_, err := cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name},
+				Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "patch"}}}}, metav1.CreateOptions{})
+			return err
+		},
+		func() error {
+			_, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
+				RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
+				Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}}}, metav1.CreateOptions{})
+			return err
+		},
+		func() error {
+			_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+				Data: map[string]string{"config.json": `{"resourceList": [{"resourceName": "sriov_netdevice", "selectors": {"vendors": ["8086"], "devices": ["154c"], "drivers": ["iavf"]}}]}`}},
+				metav1.CreateOptions{})
+			return err
+		},
+		func() error {
+			_, err := cs.AppsV1().DaemonSets(ns).Create(ctx, devicePluginDaemonSet(ns, name), metav1.CreateOptions{})
+			return err
+		},
+	}
+	for _, create := range objs {
+		if err := create(); err != nil {
+			t.Fatalf("installing the device plugin: %v", err)
+		}
+	}
+}
+
+func devicePluginDaemonSet(ns, name string) *appsv1.DaemonSet {
+	hostPath := func(vol, path string, typ corev1.HostPathType) corev1.Volume {
+		return corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &typ}}}
+	}
+	labels := map[string]string{"app": name}
+	return &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					ServiceAccountName: name, HostNetwork: true,
+					Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+					Containers: []corev1.Container{{
+						Name: "deviceplugin", Image: cluster.PlexusImageRef("plexus-deviceplugin"), ImagePullPolicy: corev1.PullNever,
+						Args: []string{"--config-file=/etc/pcidp/config.json", "--sysfs-root=" + cluster.FakeSysfsRoot,
+							"--release-interval=1s", "--release-grace=5s"},
+						Env: []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
+						SecurityContext: &corev1.SecurityContext{Privileged: ptr(true)},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "device-plugins", MountPath: "/var/lib/kubelet/device-plugins"},
+							{Name: "pod-resources", MountPath: "/var/lib/kubelet/pod-resources"},
+							{Name: "sysfs", MountPath: cluster.FakeSysfsRoot, ReadOnly: true},
+							{Name: "devinfo", MountPath: "/var/run/k8s.cni.cncf.io/devinfo"},
+							{Name: "config", MountPath: "/etc/pcidp", ReadOnly: true},
+						},
+					}},
+					Volumes: []corev1.Volume{
+						hostPath("device-plugins", "/var/lib/kubelet/device-plugins", corev1.HostPathDirectory),
+						hostPath("pod-resources", "/var/lib/kubelet/pod-resources", corev1.HostPathDirectory),
+						hostPath("sysfs", cluster.FakeSysfsRoot, corev1.HostPathDirectory),
+						hostPath("devinfo", "/var/run/k8s.cni.cncf.io/devinfo", corev1.HostPathDirectoryOrCreate),
+						{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: name}}}},
+					},
+				},
+			},
+		},
+	}
+}
+
+// podResourceDevices asks a node's kubelet (through its PodResources socket, seen from the
+// host) which devices of sriovResource the pod holds.
+func podResourceDevices(ctx context.Context, t *testing.T, socket, pod string) []string {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := podresourcesapi.NewPodResourcesListerClient(conn).List(ctx, &podresourcesapi.ListPodResourcesRequest{})
+	if err != nil {
+		t.Fatalf("PodResources List at %s: %v", socket, err)
+	}
+	var ids []string
+	for _, p := range resp.PodResources {
+		if p.Name != pod {
+			continue
+		}
+		for _, ctr := range p.Containers {
+			for _, d := range ctr.Devices {
+				if d.ResourceName == sriovResource {
+					ids = append(ids, d.DeviceIds...)
+				}
+			}
+		}
+	}
+	return ids
+}
