@@ -255,7 +255,7 @@ func devicePluginDaemonSet(ns, name string) *appsv1.DaemonSet {
 						Name: "deviceplugin", Image: cluster.PlexusImageRef("plexus-deviceplugin"), ImagePullPolicy: corev1.PullNever,
 						Args: []string{"--config-file=/etc/pcidp/config.json", "--sysfs-root=" + cluster.FakeSysfsRoot,
 							"--release-interval=1s", "--release-grace=5s"},
-						Env: []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
+						Env:             []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
 						SecurityContext: &corev1.SecurityContext{Privileged: ptr(true)},
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "device-plugins", MountPath: "/var/lib/kubelet/device-plugins"},
