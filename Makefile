@@ -9,7 +9,7 @@ export GONOSUMDB := github.com/k8snetworkplumbingwg
 export PATH := $(PLEXUS_CACHE)/bin:$(shell go env GOPATH)/bin:$(PATH)
 
 GO ?= go
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.8.2
 
 # Component-specific targets live in make/<area>.mk.
 -include make/*.mk
