@@ -10,7 +10,6 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
 // Ports of the control plane, on the host end of the node network (unique per NetworkID).
@@ -106,9 +105,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 	if len(c.opts.CRDDirs) > 0 {
-		if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{
-			Paths: c.opts.CRDDirs, ErrorIfPathMissing: true, MaxTime: time.Minute,
-		}); err != nil {
+		if err := installCRDs(ctx, cfg, c.opts.CRDDirs); err != nil {
 			return fmt.Errorf("installing the CRDs of %v: %w", c.opts.CRDDirs, err)
 		}
 	}

@@ -102,6 +102,11 @@ evictionHard: {memory.available: "100Mi", nodefs.available: "1%%", nodefs.inodes
 			}
 		}
 	}
+	for _, p := range c.opts.CNIPlugins {
+		if err := copyFile(p, filepath.Join(n.HostPath("/opt/cni/bin"), filepath.Base(p)), 0o755); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

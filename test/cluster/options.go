@@ -17,9 +17,10 @@ type Options struct {
 	// characters. Defaults to "plexus".
 	Name string
 
-	// Dir is the state directory: kubeconfig, keys, logs, pids, node state. It must not be on
-	// tmpfs... any local filesystem that supports overlayfs upper dirs works. Defaults to
-	// $PLEXUS_CACHE/sandbox/<Name> (PLEXUS_CACHE defaults to $HOME/.cache/plexus).
+	// Dir is the state directory: kubeconfig, keys, logs, node state (containerd's snapshots
+	// among them, so a filesystem overlayfs accepts as upper layer). Keep it short: unix socket
+	// paths below it must fit in 108 bytes. Defaults to $PLEXUS_CACHE/sandbox/<Name>
+	// (PLEXUS_CACHE defaults to $HOME/.cache/plexus).
 	Dir string
 
 	// Nodes is the number of worker nodes, 0 to 15. Defaults to 2 (use NoNodes for a control
@@ -46,6 +47,9 @@ type Options struct {
 
 	// Images are imported into every node's containerd besides pause and busybox.
 	Images []Image
+	// CNIPlugins are binaries copied into every node's /opt/cni/bin besides those of
+	// CNIBinDir (the node image ships them, as a kind node image ships its CNI plugins).
+	CNIPlugins []string
 
 	// SRIOV, when set, gives every node emulated SR-IOV hardware.
 	SRIOV *SRIOVOptions
@@ -96,6 +100,9 @@ func (o *Options) setDefaults() error {
 		return err
 	}
 	o.Dir = abs
+	if sock := len(o.Dir) + len("/nodes/"+o.Name+"-node15/root"+containerdSocket); sock > 107 {
+		return fmt.Errorf("state directory %s is too long: the containerd sockets below it would take %d bytes, over the 107 a unix socket path may have", o.Dir, sock)
+	}
 	if o.BinDir == "" {
 		o.BinDir = os.Getenv("KUBEBUILDER_ASSETS")
 	}

@@ -51,7 +51,6 @@ func Main(ctx context.Context, args []string, out io.Writer) int {
 	case "down":
 		err = down(ctx, opts)
 	case "demo":
-		opts.NoNodes = opts.Nodes == 0 // interim: worker nodes are not wired into the demo yet
 		err = Run(ctx, Options{Cluster: opts, Exit: os.Getenv("DEMO_EXIT") == "1", Out: out})
 	default:
 		fmt.Fprint(out, usage)

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -19,8 +22,10 @@ import (
 
 // Options configure Run.
 type Options struct {
-	// Cluster shapes the cluster.
+	// Cluster shapes the cluster; SRIOV defaults to 2 PFs with 4 VFs per node.
 	Cluster cluster.Options
+	// Repo is the Plexus module root. Defaults to the module above the working directory.
+	Repo string
 	// Exit makes Run check the result, tear down and return instead of waiting for the context
 	// to end.
 	Exit bool
@@ -30,10 +35,37 @@ type Options struct {
 
 var nadGVR = schema.GroupVersionResource{Group: "k8s.cni.cncf.io", Version: "v1", Resource: "network-attachment-definitions"}
 
-// Run brings the cluster up, shows what runs on it, and tears it down when ctx ends (Ctrl-C)
-// or, with Exit, once the checks ran.
+// Run builds the Plexus commands, brings a cluster up with emulated SR-IOV on every node,
+// installs the components that exist, applies docs/examples and prints what each pod got. It
+// tears down when ctx ends (Ctrl-C) or, with Exit, right after checking the result; any
+// failed check is an error.
 func Run(ctx context.Context, opts Options) (err error) {
 	log := logr.FromContextOrDiscard(ctx)
+	if opts.Repo == "" {
+		if opts.Repo, err = moduleRoot(); err != nil {
+			return err
+		}
+	}
+	if opts.Cluster.SRIOV == nil {
+		opts.Cluster.SRIOV = &cluster.SRIOVOptions{}
+	}
+	buildDir, err := os.MkdirTemp("", "plexus-demo-build-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(buildDir)
+	log.Info("building the Plexus commands", "into", buildDir)
+	build, err := cluster.BuildPlexus(ctx, opts.Repo, buildDir, "plexus-sandbox")
+	if err != nil {
+		return err
+	}
+	opts.Cluster.Images = append(opts.Cluster.Images, build.Images()...)
+	for _, comp := range components() {
+		if p, ok := build.Binaries[comp.bin]; ok && comp.cni {
+			opts.Cluster.CNIPlugins = append(opts.Cluster.CNIPlugins, p)
+		}
+	}
+
 	c, err := cluster.Up(ctx, opts.Cluster)
 	if err != nil {
 		return err
@@ -46,24 +78,82 @@ func Run(ctx context.Context, opts Options) (err error) {
 			err = errors.Join(err, derr)
 		}
 	}()
-	if err := check(ctx, c); err != nil {
+	if err := checkNADs(ctx, c); err != nil {
 		return err
 	}
-	kubectl := filepath.Join(c.BinDir(), "kubectl")
-	fmt.Fprintf(opts.Out, "\nPlexus sandbox is up (control plane: etcd, kube-apiserver, kube-scheduler, kube-controller-manager).\n")
-	fmt.Fprintf(opts.Out, "  kubeconfig: %s\n  try:        %s --kubeconfig %s get network-attachment-definitions -A\n",
-		c.Kubeconfig, kubectl, c.Kubeconfig)
-	fmt.Fprintf(opts.Out, "  pending:    worker nodes with real kubelets, Plexus components, examples\n")
+	statuses, err := install(ctx, c, build)
+	if err != nil {
+		return err
+	}
+	webhook := slices.ContainsFunc(statuses, func(s status) bool { return s.bin == "plexus-webhook" && s.installed })
+	ex, err := applyExamples(ctx, c, filepath.Join(opts.Repo, "docs", "examples"), webhook)
+	if err != nil {
+		return err
+	}
+	if err := ex.waitPods(ctx, c); err != nil {
+		return fmt.Errorf("the example pods: %w", err)
+	}
+	rows := ex.report(ctx, c)
+
+	out := opts.Out
+	fmt.Fprintf(out, "\nPlexus sandbox: %d nodes (real kubelet + containerd each), %d emulated VFs per node, control plane %.1f s, nodes Ready %.1f s\n",
+		len(c.Nodes), len(c.Nodes[0].VFs), c.Timings.ControlPlane.Seconds(), c.Timings.NodesReady.Seconds())
+	fmt.Fprintln(out, "\nComponents:")
+	for _, s := range statuses {
+		fmt.Fprintf(out, "  %-20s %-45s %s\n", s.bin, s.role, s.note)
+	}
+	fmt.Fprintf(out, "\nExamples (docs/examples): %d NADs, %d pods", len(ex.nads), len(ex.pods))
+	if len(ex.filled) > 0 {
+		fmt.Fprintf(out, "; plexus-webhook is pending, so the demo wrote the SR-IOV resources it would inject into %s", strings.Join(ex.filled, ", "))
+	}
+	fmt.Fprint(out, "\n\n")
+	printTable(out, rows)
+	fmt.Fprintf(out, "\nkubeconfig: %s\ntry:        %s --kubeconfig %s get pods,network-attachment-definitions -A -o wide\n",
+		c.Kubeconfig, filepath.Join(c.BinDir(), "kubectl"), c.Kubeconfig)
+
+	if err := check(c, statuses, rows); err != nil {
+		return err
+	}
 	if opts.Exit {
 		return nil
 	}
-	fmt.Fprintf(opts.Out, "Press Ctrl-C to tear down.\n")
+	fmt.Fprintln(out, "Press Ctrl-C to tear down.")
 	<-ctx.Done()
 	return nil
 }
 
-// check proves the cluster serves the NetworkAttachmentDefinition API.
-func check(ctx context.Context, c *cluster.Cluster) error {
+// check fails when a pod did not get what the installed components should have given it.
+func check(c *cluster.Cluster, statuses []status, rows []podReport) error {
+	dp := slices.ContainsFunc(statuses, func(s status) bool { return s.bin == "plexus-deviceplugin" && s.installed })
+	var errs []error
+	for _, r := range rows {
+		if !dp || r.wantVFs == 0 {
+			continue
+		}
+		if int64(len(r.vfs)) != r.wantVFs {
+			errs = append(errs, fmt.Errorf("pod %s asked for %d VFs and got %v", r.pod, r.wantVFs, r.vfs))
+			continue
+		}
+		for _, pci := range r.vfs {
+			if !nodeHasVF(c, r.node, pci) {
+				errs = append(errs, fmt.Errorf("pod %s on %s got VF %s, which is not one of that node's", r.pod, r.node, pci))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func nodeHasVF(c *cluster.Cluster, node, pci string) bool {
+	for _, n := range c.Nodes {
+		if n.Name == node {
+			return slices.ContainsFunc(n.VFs, func(vf cluster.VF) bool { return vf.PCI == pci })
+		}
+	}
+	return false
+}
+
+// checkNADs proves the cluster serves the NetworkAttachmentDefinition API.
+func checkNADs(ctx context.Context, c *cluster.Cluster) error {
 	dc, err := dynamic.NewForConfig(c.Config)
 	if err != nil {
 		return err
@@ -76,12 +166,22 @@ func check(ctx context.Context, c *cluster.Cluster) error {
 	if _, err := dc.Resource(nadGVR).Namespace("default").Create(ctx, nad, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating a NetworkAttachmentDefinition: %w", err)
 	}
-	list, err := dc.Resource(nadGVR).Namespace("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("listing NetworkAttachmentDefinitions: %w", err)
-	}
-	if len(list.Items) == 0 {
-		return errors.New("the NetworkAttachmentDefinition just created is not listed")
-	}
 	return dc.Resource(nadGVR).Namespace("default").Delete(ctx, "demo-check", metav1.DeleteOptions{})
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run plexus-sandbox demo from the Plexus module (it builds cmd/ and applies docs/examples)")
+		}
+		dir = parent
+	}
 }

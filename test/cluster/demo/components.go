@@ -1,0 +1,129 @@
+package demo
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/plexus-project/plexus/test/cluster"
+)
+
+//go:embed manifests/*.yaml
+var manifests embed.FS
+
+// SRIOVResource is the resource the demo's device plugin configuration serves (every emulated
+// VF) and the example NADs name.
+const SRIOVResource = "intel.com/sriov_netdevice"
+
+// component is a Plexus binary and how the demo installs it.
+type component struct {
+	// bin is the command under cmd/.
+	bin string
+	// role says what it does, for the report.
+	role string
+	// manifest is the file under manifests/ that installs it ("" for CNI plugins, which are
+	// copied onto the nodes, and for components whose manifest is not written yet).
+	manifest string
+	// cni marks a CNI plugin binary, installed in every node's /opt/cni/bin.
+	cni bool
+	// ready waits until the installed component works.
+	ready func(ctx context.Context, c *cluster.Cluster) error
+}
+
+// components lists every Plexus binary of the design, in install order.
+func components() []component {
+	return []component{
+		{bin: "plexus-deviceplugin", role: "SR-IOV device plugin (DaemonSet)", manifest: "plexus-deviceplugin.yaml", ready: devicePluginReady},
+		{bin: "plexus-webhook", role: "admission webhook (Deployment)"},
+		{bin: "plexus-extender", role: "scheduler extender"},
+		{bin: "plexus-controller", role: "IPAM and certificate reconcilers (Deployment)"},
+		{bin: "plexus-daemon", role: "node CNI daemon (DaemonSet)"},
+		{bin: "plexus", role: "CNI meta-plugin", cni: true},
+		{bin: "plexus-sriov", role: "SR-IOV CNI plugin", cni: true},
+		{bin: "plexus-ipam", role: "IPAM CNI plugin", cni: true},
+	}
+}
+
+// status is what became of a component.
+type status struct {
+	component
+	installed bool
+	note      string
+}
+
+// install applies the manifests of the built components and waits for them; it reports every
+// component, installed or pending and why.
+func install(ctx context.Context, c *cluster.Cluster, build *cluster.Build) ([]status, error) {
+	var out []status
+	for _, comp := range components() {
+		s := status{component: comp}
+		_, built := build.Binaries[comp.bin]
+		switch {
+		case !built && build.Failed[comp.bin] != "":
+			s.note = "pending: cmd/" + comp.bin + " does not build yet"
+		case !built:
+			s.note = "pending: cmd/" + comp.bin + " does not exist yet"
+		case comp.cni:
+			s.installed, s.note = true, "installed in every node's /opt/cni/bin"
+		case comp.manifest == "":
+			s.note = "built (image " + cluster.PlexusImageRef(comp.bin) + " on every node); its manifest is pending"
+		default:
+			y, err := manifests.ReadFile("manifests/" + comp.manifest)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := kubectl(ctx, c, string(y), "apply", "-f", "-"); err != nil {
+				return nil, fmt.Errorf("installing %s: %w", comp.bin, err)
+			}
+			if err := comp.ready(ctx, c); err != nil {
+				return nil, fmt.Errorf("%s installed but not working: %w", comp.bin, err)
+			}
+			s.installed, s.note = true, "running from "+cluster.PlexusImageRef(comp.bin)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// devicePluginReady waits until every node advertises the emulated VFs.
+func devicePluginReady(ctx context.Context, c *cluster.Cluster) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		for _, n := range c.Nodes {
+			node, err := c.Clientset.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				last = err.Error()
+				return false, nil
+			}
+			q := node.Status.Allocatable[corev1.ResourceName(SRIOVResource)]
+			if q.Value() != int64(len(n.VFs)) {
+				last = fmt.Sprintf("node %s allocatable %s = %s, want %d", n.Name, SRIOVResource, q.String(), len(n.VFs))
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s (see `kubectl -n kube-system logs ds/plexus-deviceplugin`): %w", last, err)
+	}
+	return nil
+}
+
+// kubectl runs the cluster's kubectl with stdin.
+func kubectl(ctx context.Context, c *cluster.Cluster, stdin string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir(), "kubectl"), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}

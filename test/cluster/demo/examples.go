@@ -1,0 +1,244 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/plexus-project/plexus/cni/network"
+	"github.com/plexus-project/plexus/test/cluster"
+)
+
+// example is what applying docs/examples created.
+type example struct {
+	nads []*nadv1.NetworkAttachmentDefinition
+	pods []*corev1.Pod
+	// filled names the pods whose SR-IOV resources the demo wrote itself, standing in for
+	// plexus-webhook.
+	filled []string
+}
+
+// readExamples decodes every object of the YAML files in dir.
+func readExamples(dir string) ([]*unstructured.Unstructured, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	var objs []*unstructured.Unstructured
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
+		for {
+			var o map[string]any
+			if err := d.Decode(&o); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return nil, fmt.Errorf("reading %s: %w", f, err)
+			}
+			if o != nil {
+				objs = append(objs, &unstructured.Unstructured{Object: o})
+			}
+		}
+	}
+	return objs, nil
+}
+
+// applyExamples creates the NADs then the pods of dir. Without plexus-webhook the demo adds to
+// each pod the SR-IOV resources the webhook would inject (one per selected network whose NAD
+// has a resourceName), and says so.
+func applyExamples(ctx context.Context, c *cluster.Cluster, dir string, webhook bool) (*example, error) {
+	objs, err := readExamples(dir)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		return nil, err
+	}
+	ex := &example{}
+	resources := map[string]string{} // namespace/name of a NAD -> its resourceName
+	for _, o := range objs {
+		if o.GetKind() != "NetworkAttachmentDefinition" {
+			continue
+		}
+		if _, err := dc.Resource(nadGVR).Namespace(o.GetNamespace()).Create(ctx, o, metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("creating NAD %s: %w", o.GetName(), err)
+		}
+		var nad nadv1.NetworkAttachmentDefinition
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &nad); err != nil {
+			return nil, err
+		}
+		ex.nads = append(ex.nads, &nad)
+		if r := nad.Annotations[network.ResourceNameAnnotation]; r != "" {
+			resources[nad.Namespace+"/"+nad.Name] = r
+		}
+	}
+	for _, o := range objs {
+		if o.GetKind() != "Pod" {
+			continue
+		}
+		var pod corev1.Pod
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &pod); err != nil {
+			return nil, err
+		}
+		if pod.Namespace == "" {
+			pod.Namespace = "default"
+		}
+		if !webhook {
+			sels, err := network.ParseSelections(pod.Annotations[network.NetworksAnnotation], pod.Namespace)
+			if err != nil {
+				return nil, fmt.Errorf("pod %s: %w", pod.Name, err)
+			}
+			count := map[string]int64{}
+			for _, s := range sels {
+				if r := resources[s.Key()]; r != "" {
+					count[r]++
+				}
+			}
+			if len(count) > 0 {
+				ctr := &pod.Spec.Containers[0]
+				if ctr.Resources.Limits == nil {
+					ctr.Resources.Limits = corev1.ResourceList{}
+				}
+				if ctr.Resources.Requests == nil {
+					ctr.Resources.Requests = corev1.ResourceList{}
+				}
+				for r, n := range count {
+					ctr.Resources.Limits[corev1.ResourceName(r)] = *resource.NewQuantity(n, resource.DecimalSI)
+					ctr.Resources.Requests[corev1.ResourceName(r)] = *resource.NewQuantity(n, resource.DecimalSI)
+				}
+				ex.filled = append(ex.filled, pod.Name)
+			}
+		}
+		created, err := c.Clientset.CoreV1().Pods(pod.Namespace).Create(ctx, &pod, metav1.CreateOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("creating pod %s: %w", pod.Name, err)
+		}
+		ex.pods = append(ex.pods, created)
+	}
+	return ex, nil
+}
+
+// waitPods waits until every example pod is Running and refreshes them.
+func (ex *example) waitPods(ctx context.Context, c *cluster.Cluster) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		for i, p := range ex.pods {
+			got, err := c.Clientset.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			ex.pods[i] = got
+			if got.Status.Phase != corev1.PodRunning {
+				last = fmt.Sprintf("pod %s is %s %s", got.Name, got.Status.Phase, podReason(got))
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", last, err)
+	}
+	return nil
+}
+
+func podReason(p *corev1.Pod) string {
+	for _, cond := range p.Status.Conditions {
+		if cond.Status != corev1.ConditionTrue && cond.Message != "" {
+			return "(" + cond.Message + ")"
+		}
+	}
+	for _, s := range p.Status.ContainerStatuses {
+		if s.State.Waiting != nil {
+			return "(" + s.State.Waiting.Reason + ": " + s.State.Waiting.Message + ")"
+		}
+	}
+	return ""
+}
+
+// podReport is one row of the demo's table.
+type podReport struct {
+	pod, node, resources string
+	vfs                  []string
+	wantVFs              int64
+	interfaces           string
+}
+
+// report reads what each example pod got: its SR-IOV resources, the VFs the device plugin gave
+// it (the PCIDEVICE_* variables in its container), and its interfaces (network-status, else
+// the addresses inside the pod).
+func (ex *example) report(ctx context.Context, c *cluster.Cluster) []podReport {
+	var rows []podReport
+	for _, p := range ex.pods {
+		r := podReport{pod: p.Name, node: p.Spec.NodeName}
+		var res []string
+		for name, q := range p.Spec.Containers[0].Resources.Limits {
+			if strings.Contains(string(name), "/") {
+				res = append(res, fmt.Sprintf("%s: %s", name, q.String()))
+				r.wantVFs += q.Value()
+			}
+		}
+		sort.Strings(res)
+		r.resources = strings.Join(res, ", ")
+		if env, err := kubectl(ctx, c, "", "exec", "-n", p.Namespace, p.Name, "--", "env"); err == nil {
+			for _, l := range strings.Split(env, "\n") {
+				if k, v, ok := strings.Cut(l, "="); ok && strings.HasPrefix(k, "PCIDEVICE_") && !strings.HasSuffix(k, "_INFO") {
+					r.vfs = append(r.vfs, strings.Split(v, ",")...)
+				}
+			}
+		}
+		if st, err := network.ReadStatus(p); err == nil && len(st) > 0 {
+			var ifs []string
+			for _, s := range st {
+				ifs = append(ifs, fmt.Sprintf("%s %s (%s)", s.Interface, strings.Join(s.IPs, ","), s.Name))
+			}
+			r.interfaces = strings.Join(ifs, "; ")
+		} else if out, err := kubectl(ctx, c, "", "exec", "-n", p.Namespace, p.Name, "--", "ip", "-o", "-4", "addr", "show"); err == nil {
+			var ifs []string
+			for _, l := range strings.Split(out, "\n") {
+				f := strings.Fields(l)
+				if len(f) >= 4 && f[1] != "lo" {
+					ifs = append(ifs, strings.SplitN(f[1], "@", 2)[0]+" "+f[3])
+				}
+			}
+			r.interfaces = strings.Join(ifs, "; ") + " (no network-status: the Plexus CNI is pending)"
+		}
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func printTable(w io.Writer, rows []podReport) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POD\tNODE\tRESOURCES\tVFs (PCI)\tINTERFACES")
+	for _, r := range rows {
+		vfs := strings.Join(r.vfs, ",")
+		if vfs == "" {
+			vfs = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.pod, r.node, r.resources, vfs, r.interfaces)
+	}
+	tw.Flush()
+}

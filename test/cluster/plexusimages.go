@@ -1,0 +1,93 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// PlexusImageTag is the tag of the images built from the working tree.
+const PlexusImageTag = "dev"
+
+// PlexusImageRef is the image of Plexus command bin: localhost/plexus/<bin>:dev.
+func PlexusImageRef(bin string) string { return "localhost/plexus/" + bin + ":" + PlexusImageTag }
+
+// Build is the outcome of building the Plexus commands.
+type Build struct {
+	// Binaries maps each command that built to its static binary.
+	Binaries map[string]string
+	// Failed maps each command that did not build to the compiler's complaint.
+	Failed map[string]string
+}
+
+// Images returns an image per built binary: the static binary alone as /<bin>, its entrypoint.
+func (b *Build) Images() []Image {
+	var imgs []Image
+	for bin, path := range b.Binaries {
+		imgs = append(imgs, Image{
+			Ref:        PlexusImageRef(bin),
+			Files:      []File{{Path: "/" + bin, Source: path}},
+			Entrypoint: []string{"/" + bin},
+		})
+	}
+	return imgs
+}
+
+// BuildPlexus builds every command under <repo>/cmd but skip as a static binary (CGO off) into
+// outDir. A command that does not build (work in progress) is reported in Failed, not as an
+// error.
+func BuildPlexus(ctx context.Context, repo, outDir string, skip ...string) (*Build, error) {
+	ents, err := os.ReadDir(filepath.Join(repo, "cmd"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, err
+	}
+	skipped := map[string]bool{}
+	for _, s := range skip {
+		skipped[s] = true
+	}
+	var cmds []string
+	for _, e := range ents {
+		if !e.IsDir() || skipped[e.Name()] {
+			continue
+		}
+		if m, _ := filepath.Glob(filepath.Join(repo, "cmd", e.Name(), "*.go")); len(m) > 0 {
+			cmds = append(cmds, e.Name())
+		}
+	}
+	b := &Build{Binaries: map[string]string{}, Failed: map[string]string{}}
+	build := func(names ...string) error {
+		args := []string{"build", "-trimpath", "-o", outDir + "/"}
+		for _, n := range names {
+			args = append(args, "./cmd/"+n)
+		}
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = repo
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%w: %s", err, strings.TrimSpace(out.String()))
+		}
+		for _, n := range names {
+			b.Binaries[n] = filepath.Join(outDir, n)
+		}
+		return nil
+	}
+	if len(cmds) == 0 || build(cmds...) == nil {
+		return b, nil
+	}
+	// Something does not build: build one by one to tell which.
+	for _, n := range cmds {
+		if err := build(n); err != nil {
+			b.Failed[n] = err.Error()
+		}
+	}
+	return b, nil
+}
