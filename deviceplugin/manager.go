@@ -395,10 +395,6 @@ func (m *Manager) publishLoop(ctx context.Context) {
 	}
 }
 
-// Pools returns the current pools, ordered as in the configuration (for tests and debugging;
-// call it only from the goroutine that runs Run, or after Run returned).
-func (m *Manager) Pools() []pool.Pool { return m.pools }
-
 // allocations remembers which devices were allocated and when.
 type allocations struct {
 	mu    sync.Mutex
