@@ -54,6 +54,10 @@ type Options struct {
 	Clock Clock
 	// MaxAttempts bounds the retries after lost races; default 64.
 	MaxAttempts int
+	// Cache, when set, remembers this node's blocks between calls so an allocation needs one
+	// conditional write instead of a list and a write. A stale cache costs a retry, never a
+	// wrong answer: every write carries the resourceVersion it was based on.
+	Cache Cache
 }
 
 // Allocator hands out and releases addresses for one node.
@@ -84,9 +88,11 @@ func (a *Allocator) Allocate(ctx context.Context, pool Pool, owner Owner, reques
 	}
 	defer unlock()
 	var addr netip.Addr
+	fresh := false
 	err = a.retry(ctx, func() error {
 		var err error
-		addr, err = a.tryAllocate(ctx, pool, owner, requested)
+		addr, err = a.tryAllocate(ctx, pool, owner, requested, fresh)
+		fresh = true
 		return err
 	})
 	return addr, err
@@ -101,7 +107,12 @@ func (a *Allocator) Release(ctx context.Context, network string, owner Owner, st
 		return fmt.Errorf("taking the node lock for network %q: %w", network, err)
 	}
 	defer unlock()
-	return a.retry(ctx, func() error { return a.tryRelease(ctx, network, owner, stickyTTL) })
+	fresh := false
+	return a.retry(ctx, func() error {
+		err := a.tryRelease(ctx, network, owner, stickyTTL, fresh)
+		fresh = true
+		return err
+	})
 }
 
 // retry repeats fn after lost races (immediately) and while the API server is unavailable (with
@@ -135,13 +146,16 @@ func (a *Allocator) retry(ctx context.Context, fn func() error) error {
 	}
 }
 
-func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, requested netip.Addr) (netip.Addr, error) {
+func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, requested netip.Addr, fresh bool) (netip.Addr, error) {
 	netKey := NetworkKey(pool.Network)
-	own, err := a.store.ListBlocks(ctx, netKey, a.opts.Node)
+	own, err := a.ownBlocks(ctx, netKey, fresh)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("listing the IP blocks of node %s: %w", a.opts.Node, err)
+		return netip.Addr{}, err
 	}
 	if addr, ok := findOwner(own, pool, owner); ok {
+		if !fresh {
+			return netip.Addr{}, errRetry // confirm on fresh data before answering
+		}
 		return addr, nil
 	}
 	var all []v1alpha1.IPBlock
@@ -232,13 +246,14 @@ func (a *Allocator) claim(ctx context.Context, pool Pool, cidr netip.Prefix, add
 		Spec: v1alpha1.IPBlockSpec{Network: pool.Network, CIDR: cidr.String(), Node: a.opts.Node,
 			Allocations: map[string]v1alpha1.Allocation{addr.String(): a.allocation(pool, owner)}},
 	}
-	_, err := a.store.CreateBlock(ctx, b)
+	created, err := a.store.CreateBlock(ctx, b)
 	if errors.Is(err, ErrAlreadyExists) {
 		return errRetry
 	}
 	if err != nil {
 		return fmt.Errorf("claiming IP block %s for node %s: %w", b.Name, a.opts.Node, err)
 	}
+	a.remember(NetworkKey(pool.Network), created)
 	return nil
 }
 
@@ -248,13 +263,14 @@ func (a *Allocator) put(ctx context.Context, b *v1alpha1.IPBlock, addr netip.Add
 		b.Spec.Allocations = map[string]v1alpha1.Allocation{}
 	}
 	b.Spec.Allocations[addr.String()] = a.allocation(pool, owner)
-	_, err := a.store.UpdateBlock(ctx, b)
+	updated, err := a.store.UpdateBlock(ctx, b)
 	if errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) {
 		return errRetry
 	}
 	if err != nil {
 		return fmt.Errorf("writing %s into IP block %s: %w", addr, b.Name, err)
 	}
+	a.remember(NetworkKey(pool.Network), updated)
 	return nil
 }
 
@@ -263,11 +279,16 @@ func (a *Allocator) allocation(pool Pool, o Owner) v1alpha1.Allocation {
 		PodNamespace: o.PodNamespace, PodName: o.PodName, PodUID: o.PodUID, Node: a.opts.Node}
 }
 
-func (a *Allocator) tryRelease(ctx context.Context, network string, owner Owner, stickyTTL time.Duration) error {
+func (a *Allocator) tryRelease(ctx context.Context, network string, owner Owner, stickyTTL time.Duration, fresh bool) error {
 	netKey := NetworkKey(network)
-	blocks, err := a.store.ListBlocks(ctx, netKey, a.opts.Node)
+	blocks, err := a.ownBlocks(ctx, netKey, fresh)
 	if err != nil {
-		return fmt.Errorf("listing the IP blocks of node %s: %w", a.opts.Node, err)
+		return err
+	}
+	if !holds(blocks, owner) && !fresh {
+		if blocks, err = a.ownBlocks(ctx, netKey, true); err != nil {
+			return err
+		}
 	}
 	if !holds(blocks, owner) {
 		if blocks, err = a.store.ListBlocks(ctx, netKey, ""); err != nil {
@@ -300,8 +321,10 @@ func (a *Allocator) tryRelease(ctx context.Context, network string, owner Owner,
 		if err != nil {
 			return fmt.Errorf("freeing the addresses of container %s in IP block %s: %w", owner.ContainerID, b.Name, err)
 		}
+		a.remember(netKey, updated)
 		if len(updated.Spec.Allocations) == 0 {
 			// Give the empty block back; a concurrent writer makes this a no-op.
+			a.forget(netKey, updated.Name)
 			if err := a.store.DeleteBlock(ctx, updated.Name, updated.ResourceVersion); err != nil &&
 				!errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
 				logr.FromContextOrDiscard(ctx).Info("could not release an empty IP block; the reconciler will", "block", updated.Name, "error", err.Error())
@@ -309,6 +332,65 @@ func (a *Allocator) tryRelease(ctx context.Context, network string, owner Owner,
 		}
 	}
 	return nil
+}
+
+// ownBlocks returns this node's blocks of a network: from the cache unless fresh is asked for.
+func (a *Allocator) ownBlocks(ctx context.Context, netKey string, fresh bool) ([]v1alpha1.IPBlock, error) {
+	key := netKey + "." + a.opts.Node
+	if !fresh && a.opts.Cache != nil {
+		if blocks, ok := a.opts.Cache.Load(key); ok {
+			return blocks, nil
+		}
+	}
+	blocks, err := a.store.ListBlocks(ctx, netKey, a.opts.Node)
+	if err != nil {
+		return nil, fmt.Errorf("listing the IP blocks of node %s: %w", a.opts.Node, err)
+	}
+	if a.opts.Cache != nil {
+		a.opts.Cache.Save(key, blocks)
+	}
+	return blocks, nil
+}
+
+// remember records a block this node wrote, if it is one of its own.
+func (a *Allocator) remember(netKey string, b *v1alpha1.IPBlock) {
+	if a.opts.Cache == nil || b.Spec.Node != a.opts.Node {
+		return
+	}
+	key := netKey + "." + a.opts.Node
+	blocks, ok := a.opts.Cache.Load(key)
+	if !ok {
+		return // the next call lists
+	}
+	replaced := false
+	for i := range blocks {
+		if blocks[i].Name == b.Name {
+			blocks[i], replaced = *b, true
+		}
+	}
+	if !replaced {
+		blocks = append(blocks, *b)
+	}
+	a.opts.Cache.Save(key, blocks)
+}
+
+// forget drops a deleted block from the cache.
+func (a *Allocator) forget(netKey, name string) {
+	if a.opts.Cache == nil {
+		return
+	}
+	key := netKey + "." + a.opts.Node
+	blocks, ok := a.opts.Cache.Load(key)
+	if !ok {
+		return
+	}
+	out := blocks[:0]
+	for _, b := range blocks {
+		if b.Name != name {
+			out = append(out, b)
+		}
+	}
+	a.opts.Cache.Save(key, out)
 }
 
 func holds(blocks []v1alpha1.IPBlock, o Owner) bool {

@@ -27,8 +27,44 @@ func owner(i int) allocator.Owner {
 	return allocator.Owner{ContainerID: fmt.Sprintf("c%d", i), IfName: "net1", PodNamespace: "ns", PodName: fmt.Sprintf("p%d", i), PodUID: fmt.Sprintf("u%d", i)}
 }
 
+// caches gives every fake store one node-local cache, shared by the allocators of a test as the
+// cache file is shared by the plugin processes of a node.
+var caches sync.Map
+
 func newAlloc(s *fake.Store, l *fake.Locker, node string) *allocator.Allocator {
-	return allocator.New(s, l, allocator.Options{Node: node})
+	c, _ := caches.LoadOrStore(s, &fake.Cache{})
+	return allocator.New(s, l, allocator.Options{Node: node, Cache: c.(*fake.Cache)})
+}
+
+func TestStaleCacheNeverDuplicates(t *testing.T) {
+	ctx := context.Background()
+	s := fake.NewStore()
+	p := pool(t, "", ranges.Spec{Range: "10.0.0.0/24"})
+	cached := allocator.New(s, &fake.Locker{}, allocator.Options{Node: "n1", Cache: &fake.Cache{}})
+	uncached := allocator.New(s, &fake.Locker{}, allocator.Options{Node: "n1"})
+	if _, err := cached.Allocate(ctx, p, owner(1), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	// Another writer (here: one without the cache) changes the block behind the cache's back.
+	b, err := uncached.Allocate(ctx, p, owner(2), netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cached.Allocate(ctx, p, owner(3), netip.Addr{})
+	if err != nil || c == b {
+		t.Fatalf("stale cache handed out %s again (%v)", c, err)
+	}
+	if err := uncached.Release(ctx, "", owner(1), 0); err != nil {
+		t.Fatal(err)
+	}
+	// The cache still shows owner 1; a repeated ADD must not trust it.
+	got, err := cached.Allocate(ctx, p, owner(1), netip.Addr{})
+	if err != nil || got.String() != "10.0.0.1" {
+		t.Fatalf("re-ADD after a foreign release: %s, %v", got, err)
+	}
+	if u := allocator.PoolUsage(p, s.Blocks()); u.Used.Int64() != 3 {
+		t.Fatalf("used %s, want 3", u.Used)
+	}
 }
 
 func TestWhereaboutsVectorThenExhausted(t *testing.T) {

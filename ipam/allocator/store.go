@@ -47,3 +47,10 @@ type Locker interface {
 
 // Clock returns the current time; tests pass a fixed one.
 type Clock func() time.Time
+
+// Cache keeps a node's blocks between calls, under the node lock. Load returns false when
+// nothing is cached; Save is best effort. Implementations need not survive reboots.
+type Cache interface {
+	Load(key string) ([]v1alpha1.IPBlock, bool)
+	Save(key string, blocks []v1alpha1.IPBlock)
+}

@@ -31,6 +31,8 @@ type Host struct {
 	NewStore func(kubeconfig string, requestTimeout time.Duration) (allocator.Store, error)
 	// NewLocker returns the node-local lock of a directory.
 	NewLocker func(dir string) allocator.Locker
+	// NewCache returns the node-local block cache of a directory (nil: no cache).
+	NewCache func(dir string) allocator.Cache
 }
 
 // DefaultHost is the real machine.
@@ -39,10 +41,15 @@ func DefaultHost() Host {
 		Getenv:   os.Getenv,
 		Hostname: os.Hostname,
 		ReadFile: os.ReadFile,
-		NewStore: func(kc string, t time.Duration) (allocator.Store, error) { return apistore.FromKubeconfig(kc, t) },
-		NewLocker: func(dir string) allocator.Locker {
-			return allocator.FileLocker{Dir: dir}
+		NewStore: func(kc string, t time.Duration) (allocator.Store, error) {
+			s, err := apistore.FromKubeconfig(kc, t)
+			if err == nil {
+				s.Prewarm(context.Background())
+			}
+			return s, err
 		},
+		NewLocker: func(dir string) allocator.Locker { return allocator.FileLocker{Dir: dir} },
+		NewCache:  func(dir string) allocator.Cache { return allocator.FileCache{Dir: dir} },
 	}
 }
 
@@ -105,9 +112,13 @@ func (p *Plugin) setup(args *skel.CmdArgs) (*call, error) {
 		closeLog()
 		return nil, types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "")
 	}
+	opts := allocator.Options{Node: node}
+	if p.host.NewCache != nil {
+		opts.Cache = p.host.NewCache(cfg.LockDir)
+	}
 	return &call{
 		cfg:   cfg,
-		alloc: allocator.New(store, p.host.NewLocker(cfg.LockDir), allocator.Options{Node: node}),
+		alloc: allocator.New(store, p.host.NewLocker(cfg.LockDir), opts),
 		owner: allocator.Owner{ContainerID: args.ContainerID, IfName: args.IfName,
 			PodNamespace: cfg.Pod.Namespace, PodName: cfg.Pod.Name, PodUID: cfg.Pod.UID},
 		log:   log.WithValues("container", args.ContainerID, "ifname", args.IfName, "pod", cfg.Pod.Namespace+"/"+cfg.Pod.Name, "node", node),

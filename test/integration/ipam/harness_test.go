@@ -1,26 +1,21 @@
 package ipam
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
+	plugintesting "github.com/plexus-project/plexus/ipam/plugin/testing"
 	"github.com/plexus-project/plexus/test/controlplane"
 )
 
@@ -32,15 +27,12 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	pluginBin = filepath.Join(dir, "plexus-ipam")
 	root, err := controlplane.RepoRoot()
 	if err != nil {
 		panic(err)
 	}
-	build := exec.Command("go", "build", "-o", pluginBin, "./cmd/plexus-ipam")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building plexus-ipam: %v\n%s", err, out)
+	if pluginBin, err = plugintesting.Build(root, dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -85,7 +77,7 @@ func (e *env) netconf(t testing.TB, ipam map[string]any, extra map[string]any) [
 	return b
 }
 
-// call is one plugin invocation.
+// call is one plugin invocation of the binary under test.
 type call struct {
 	Command     string
 	ContainerID string
@@ -94,65 +86,24 @@ type call struct {
 	Conf        []byte
 }
 
-func podArgs(ns, name, uid string) string {
-	return fmt.Sprintf("IgnoreUnknown=1;K8S_POD_NAMESPACE=%s;K8S_POD_NAME=%s;K8S_POD_UID=%s", ns, name, uid)
+func (c call) cni() plugintesting.Call {
+	return plugintesting.Call{Binary: pluginBin, Command: c.Command, ContainerID: c.ContainerID, IfName: c.IfName, Args: c.Args, Conf: c.Conf}
 }
 
-func (c call) cmd(ctx context.Context) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, pluginBin)
-	ifname := c.IfName
-	if ifname == "" {
-		ifname = "net1"
-	}
-	cmd.Env = []string{
-		"CNI_COMMAND=" + c.Command, "CNI_CONTAINERID=" + c.ContainerID, "CNI_NETNS=/var/run/netns/" + c.ContainerID,
-		"CNI_IFNAME=" + ifname, "CNI_PATH=" + filepath.Dir(pluginBin), "CNI_ARGS=" + c.Args, "PATH=/usr/bin:/bin",
-	}
-	cmd.Stdin = bytes.NewReader(c.Conf)
-	return cmd
-}
+func (c call) run(ctx context.Context) (*current.Result, error) { return c.cni().Run(ctx) }
 
-// cniError is the error a plugin printed.
-type cniError struct{ E types.Error }
-
-func (e *cniError) Error() string { return e.E.Error() }
-
-// run executes the call and returns its result, or a *cniError for an error the plugin reported.
-func (c call) run(ctx context.Context) (*current.Result, error) {
-	cmd := c.cmd(ctx)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if err != nil {
-		var e types.Error
-		if jerr := json.Unmarshal(stdout.Bytes(), &e); jerr == nil && e.Code != 0 {
-			return nil, &cniError{e}
-		}
-		return nil, fmt.Errorf("%s %s: %w (stdout %q, stderr %q)", c.Command, c.ContainerID, err, stdout.String(), stderr.String())
-	}
-	if c.Command != "ADD" {
-		return nil, nil
-	}
-	var r current.Result
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		return nil, fmt.Errorf("ADD %s printed %q: %w", c.ContainerID, stdout.String(), err)
-	}
-	return &r, nil
-}
+func podArgs(ns, name, uid string) string { return plugintesting.PodArgs(ns, name, uid) }
 
 func addrOf(t testing.TB, r *current.Result) netip.Addr {
 	t.Helper()
-	if r == nil || len(r.IPs) == 0 {
+	a, ok := plugintesting.Addr(r)
+	if !ok {
 		t.Fatalf("result without IPs: %+v", r)
 	}
-	a, _ := netip.AddrFromSlice(r.IPs[0].Address.IP)
-	return a.Unmap()
+	return a
 }
 
-func isCNIError(err error, code uint) bool {
-	var ce *cniError
-	return errors.As(err, &ce) && ce.E.Code == code
-}
+func isCNIError(err error, code uint) bool { return plugintesting.IsCode(err, code) }
 
 // allocations lists every allocated address of every block, failing on a duplicate.
 func allocations(ctx context.Context, t testing.TB, c client.Client) map[netip.Addr]v1alpha1.Allocation {
@@ -180,4 +131,17 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-var _ = strings.Contains
+func (e *env) blocks(ctx context.Context) ([]v1alpha1.IPBlock, error) {
+	var list v1alpha1.IPBlockList
+	err := e.cp.Client.List(ctx, &list)
+	return list.Items, err
+}
+
+func blocks2(ctx context.Context, t testing.TB, e *env) []v1alpha1.IPBlock {
+	t.Helper()
+	b, err := e.blocks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

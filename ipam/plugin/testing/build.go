@@ -1,0 +1,18 @@
+package testing
+
+import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
+)
+
+// Build compiles the plexus-ipam command of the module at repoRoot into dir and returns its path.
+func Build(repoRoot, dir string) (string, error) {
+	bin := filepath.Join(dir, "plexus-ipam")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/plexus-ipam")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building plexus-ipam: %w\n%s", err, out)
+	}
+	return bin, nil
+}
