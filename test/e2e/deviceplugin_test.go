@@ -3,8 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -23,7 +23,6 @@ import (
 	"github.com/plexus-project/plexus/deviceplugin/capacity"
 	"github.com/plexus-project/plexus/deviceplugin/devinfo"
 	"github.com/plexus-project/plexus/test/cluster"
-	"github.com/plexus-project/plexus/test/controlplane"
 )
 
 const sriovResource = "intel.com/sriov_netdevice"
@@ -34,41 +33,25 @@ const sriovResource = "intel.com/sriov_netdevice"
 // PodResources API lists those two devices for the pod, the device-info files exist (and go
 // when the pod goes), and the Node carries the capacity annotation.
 func TestDevicePlugin(t *testing.T) {
-	requireRoot(t)
-	if os.Getenv("PLEXUS_E2E") == "" {
-		t.Skip("set PLEXUS_E2E=1 (make e2e) to run the e2e suite beyond the smoke test")
+	s := requireSuite(t)
+	if s.build.Binaries["plexus-deviceplugin"] == "" {
+		t.Skipf("cmd/plexus-deviceplugin does not build: %s", s.build.Failed["plexus-deviceplugin"])
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	c := s.Cluster
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-
-	repo, err := controlplane.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	build, err := cluster.BuildPlexus(ctx, repo, t.TempDir(), otherCommands(t, repo, "plexus-deviceplugin")...)
-	if err != nil || build.Binaries["plexus-deviceplugin"] == "" {
-		t.Fatalf("building plexus-deviceplugin: %v %v", err, build)
-	}
-	opts := cluster.Options{Name: "e2edp", Dir: filepath.Join(os.TempDir(), "plexus-e2e-dp"), Nodes: 2, NetworkID: 2,
-		Images: build.Images(), SRIOV: &cluster.SRIOVOptions{PFs: 2, VFsPerPF: 4}}
-	c, err := cluster.Up(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	installDevicePlugin(ctx, t, c)
 	t.Cleanup(func() {
 		if t.Failed() {
 			out, _ := kubectl(context.Background(), c, "-n", "kube-system", "logs", "ds/plexus-deviceplugin", "--tail=80")
 			t.Logf("device plugin log:\n%s", out)
 		}
-		if err := c.Down(context.Background()); err != nil {
-			t.Errorf("down: %v", err)
-		}
+		uninstallDevicePlugin(t, c)
 	})
-	installDevicePlugin(ctx, t, c)
 
 	// Every node's allocatable shows the pool with all its VFs.
 	start := time.Now()
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		for _, n := range c.Nodes {
 			node, err := c.Clientset.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 			if err != nil {
@@ -181,22 +164,6 @@ func TestDevicePlugin(t *testing.T) {
 	}
 }
 
-// otherCommands lists the commands under cmd/ except keep, for BuildPlexus to skip.
-func otherCommands(t *testing.T, repo, keep string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(filepath.Join(repo, "cmd"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var skip []string
-	for _, e := range ents {
-		if e.Name() != keep {
-			skip = append(skip, e.Name())
-		}
-	}
-	return skip
-}
-
 // installDevicePlugin creates the plugin's RBAC, configuration and DaemonSet (the shape the chart
 // will ship), pointing --sysfs-root at the nodes' emulated SR-IOV tree.
 func installDevicePlugin(ctx context.Context, t *testing.T, c *cluster.Cluster) {
@@ -226,7 +193,7 @@ func installDevicePlugin(ctx context.Context, t *testing.T, c *cluster.Cluster) 
 			return err
 		},
 		func() error {
-			_, err := cs.AppsV1().DaemonSets(ns).Create(ctx, devicePluginDaemonSet(ns, name), metav1.CreateOptions{})
+			_, err := cs.AppsV1().DaemonSets(ns).Create(ctx, devicePluginDaemonSet(ns, name, c.APIServerURL()), metav1.CreateOptions{})
 			return err
 		},
 	}
@@ -237,7 +204,35 @@ func installDevicePlugin(ctx context.Context, t *testing.T, c *cluster.Cluster) 
 	}
 }
 
-func devicePluginDaemonSet(ns, name string) *appsv1.DaemonSet {
+// uninstallDevicePlugin removes what installDevicePlugin created, so later tests of the suite
+// see a cluster without it.
+func uninstallDevicePlugin(t *testing.T, c *cluster.Cluster) {
+	ctx := context.Background()
+	const ns, name = "kube-system", "plexus-deviceplugin"
+	cs := c.Clientset
+	bg := metav1.DeletePropagationBackground
+	del := metav1.DeleteOptions{PropagationPolicy: &bg}
+	for what, err := range map[string]error{
+		"DaemonSet":          cs.AppsV1().DaemonSets(ns).Delete(ctx, name, del),
+		"ConfigMap":          cs.CoreV1().ConfigMaps(ns).Delete(ctx, name, del),
+		"ServiceAccount":     cs.CoreV1().ServiceAccounts(ns).Delete(ctx, name, del),
+		"ClusterRole":        cs.RbacV1().ClusterRoles().Delete(ctx, name, del),
+		"ClusterRoleBinding": cs.RbacV1().ClusterRoleBindings().Delete(ctx, name, del),
+	} {
+		if err != nil {
+			t.Errorf("removing the device plugin's %s: %v", what, err)
+		}
+	}
+}
+
+// devicePluginDaemonSet is the plugin's DaemonSet. apiServer overrides the in-cluster address
+// of the API server: a hostNetwork pod of the local cluster has no route to the kubernetes
+// service IP (the nodes have no default route, so the node netns' DNAT is never reached).
+func devicePluginDaemonSet(ns, name, apiServer string) *appsv1.DaemonSet {
+	u, err := url.Parse(apiServer)
+	if err != nil {
+		panic(err)
+	}
 	hostPath := func(vol, path string, typ corev1.HostPathType) corev1.Volume {
 		return corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &typ}}}
 	}
@@ -255,7 +250,11 @@ func devicePluginDaemonSet(ns, name string) *appsv1.DaemonSet {
 						Name: "deviceplugin", Image: cluster.PlexusImageRef("plexus-deviceplugin"), ImagePullPolicy: corev1.PullNever,
 						Args: []string{"--config-file=/etc/pcidp/config.json", "--sysfs-root=" + cluster.FakeSysfsRoot,
 							"--release-interval=1s", "--release-grace=5s"},
-						Env:             []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
+						Env: []corev1.EnvVar{
+							{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+							{Name: "KUBERNETES_SERVICE_HOST", Value: u.Hostname()},
+							{Name: "KUBERNETES_SERVICE_PORT", Value: u.Port()},
+						},
 						SecurityContext: &corev1.SecurityContext{Privileged: ptr(true)},
 						VolumeMounts: []corev1.VolumeMount{
 							{Name: "device-plugins", MountPath: "/var/lib/kubelet/device-plugins"},
