@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -146,7 +148,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.GetCertificate},
-		ErrorLog:          nil,
+		ErrorLog:          log.New(httpErrorLog{s.opts.Log.V(1)}, "", 0),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
@@ -169,4 +171,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	return nil
+}
+
+// httpErrorLog sends net/http's own messages (TLS handshake errors of probes and scanners) to
+// the logger at V(1), instead of the process's standard error.
+type httpErrorLog struct{ log logr.Logger }
+
+func (w httpErrorLog) Write(p []byte) (int, error) {
+	w.log.Info(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

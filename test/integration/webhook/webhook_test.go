@@ -255,6 +255,21 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 
+	t.Run("pod selecting an invalid NAD that bypassed validation", func(t *testing.T) {
+		// kube-system is excluded from the webhooks, so a broken NAD can exist there.
+		broken := nad("broken", `{"cniVersion":"1.0.0","type":"macvlan"}`, network.ResourceNameAnnotation, "not-a-resource")
+		broken.Namespace = "kube-system"
+		e.createNAD(t, broken)
+		want := `admission webhook "pods.mutate.plexus.io" denied the request: network 1 ("kube-system/broken"): NetworkAttachmentDefinition kube-system/broken: metadata.annotations[k8s.v1.cni.cncf.io/resourceName]: Invalid value: "not-a-resource": must be <domain>/<name>, e.g. intel.com/sriov_netdevice; fix the NetworkAttachmentDefinition`
+		eventually(t, "refusing a pod that selects kube-system/broken", func() error {
+			err := e.c.Create(ctx, pod("uses-broken", "kube-system/broken"), client.DryRunAll)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				return errorf("error = %v\nwant it to contain %q", err, want)
+			}
+			return nil
+		})
+	})
+
 	t.Run("NAD update to a bad config", func(t *testing.T) {
 		n := macvlanNAD("macvlan-n4")
 		if err := e.c.Get(ctx, client.ObjectKeyFromObject(n), n); err != nil {
