@@ -92,3 +92,13 @@ func (c *Cluster) HostDirs() []string {
 	defer c.state.mu.Unlock()
 	return append([]string(nil), c.state.HostDirs...)
 }
+
+// PIDsIn lists the live processes of the cluster whose state is in dir (see Cluster.PIDs),
+// for a caller that did not run Up.
+func PIDsIn(dir string) ([]int, error) {
+	s, err := loadState(dir)
+	if err != nil {
+		return nil, err
+	}
+	return clusterPIDs(s), nil
+}

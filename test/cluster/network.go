@@ -56,6 +56,9 @@ func (c *Cluster) createNodeNetwork(ctx context.Context, n *Node) error {
 			cmds = append(cmds, []string{"ip", "-n", n.Name, "route", "add", c.addr.PodPrefix(i).String(), "via", c.addr.NodeIP(i).String()})
 		}
 	}
+	// Host-network pods connect from the node itself: without a route to the service range
+	// the connect fails before the OUTPUT DNAT below could rewrite it.
+	cmds = append(cmds, []string{"ip", "-n", n.Name, "route", "add", c.addr.ServicePrefix().String(), "via", c.addr.BridgeIP().String()})
 	svc := c.addr.KubernetesServiceIP().String()
 	to := fmt.Sprintf("%s:%d", c.addr.BridgeIP(), apiServerPort)
 	for _, chain := range []string{"PREROUTING", "OUTPUT"} {

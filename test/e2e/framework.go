@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
+	osexec "os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,7 +64,13 @@ func waitRunning(ctx context.Context, c *cluster.Cluster, timeout time.Duration,
 
 // kubectl runs the real kubectl against the cluster.
 func kubectl(ctx context.Context, c *cluster.Cluster, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(c.BinDir(), "kubectl"), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	return kubectlStdin(ctx, c, "", args...)
+}
+
+// kubectlStdin runs kubectl with stdin.
+func kubectlStdin(ctx context.Context, c *cluster.Cluster, stdin string, args ...string) (string, error) {
+	cmd := osexec.CommandContext(ctx, filepath.Join(c.BinDir(), "kubectl"), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -87,4 +94,10 @@ func checkNoLeftovers(t *testing.T, name, dir string, hostDirs []string, pids []
 	if left := cluster.Leftovers(name, dir, hostDirs, pids); len(left) > 0 {
 		t.Errorf("after down the host still has: %v", left)
 	}
+}
+
+// hostRun runs a host command and returns its combined output.
+func hostRun(ctx context.Context, name string, args ...string) (string, error) {
+	out, err := osexec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
 }

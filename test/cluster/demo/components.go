@@ -127,3 +127,13 @@ func kubectl(ctx context.Context, c *cluster.Cluster, stdin string, args ...stri
 	}
 	return string(out), nil
 }
+
+// Manifest returns the YAML that installs Plexus command bin in the sandbox, for the e2e tests.
+func Manifest(bin string) ([]byte, error) {
+	for _, c := range components() {
+		if c.bin == bin && c.manifest != "" {
+			return manifests.ReadFile("manifests/" + c.manifest)
+		}
+	}
+	return nil, fmt.Errorf("no sandbox manifest for %s yet", bin)
+}
