@@ -23,8 +23,9 @@ const (
 	// ContainerAnnotation on a pod names the container given the networks' device resources
 	// (default: the first container).
 	ContainerAnnotation = "plexus.io/resource-container"
-	// AddedAnnotation marks a pod whose existing resources HonorResources added to, so that a
-	// re-invocation does not add again.
+	// AddedAnnotation records, with HonorResources, what the injector added ("container:resource+n",
+	// comma-separated), so that a re-invocation, which cannot tell the user's share of a value
+	// from the injector's, does not add again.
 	AddedAnnotation = "plexus.io/resources-added"
 	// VolumeName is the downward-API volume the injector adds.
 	VolumeName = "podnetinfo"
@@ -162,6 +163,9 @@ func (in *Injector) resources(pod *corev1.Pod, atts []nadcache.Attachment) ([]js
 			case !hasReq && !hasLim:
 				q := resource.NewQuantity(n, resource.DecimalSI).String()
 				reqs[string(rn)], lims[string(rn)] = q, q
+				if in.opts.HonorResources {
+					added = append(added, fmt.Sprintf("%s:%s+%d", c.Name, rn, n))
+				}
 			case in.opts.HonorResources:
 				if !hasReq {
 					req = lim

@@ -256,6 +256,7 @@ func TestExistingResources(t *testing.T) {
 		{"limit only kept", false, corev1.ResourceList{sriov: q("3")}, nil, "3", ""},
 		{"honor adds", true, corev1.ResourceList{sriov: q("1")}, corev1.ResourceList{sriov: q("1")}, "3", "3"},
 		{"honor adds to limit only", true, corev1.ResourceList{sriov: q("1")}, nil, "3", "3"},
+		{"honor with nothing set", true, nil, nil, "2", "2"},
 		{"cpu and memory untouched", false, corev1.ResourceList{corev1.ResourceCPU: q("2"), corev1.ResourceMemory: q("1Gi")}, corev1.ResourceList{corev1.ResourceCPU: q("1")}, "2", "2"},
 	}
 	for _, tc := range cases {
