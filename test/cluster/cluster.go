@@ -160,6 +160,9 @@ func Down(ctx context.Context, dir string) error {
 			errs = append(errs, fmt.Errorf("removing the mount point %s that Up created: %w", s.HostDirs[i], err))
 		}
 	}
+	if err := restoreSysctls(s.Sysctls); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}

@@ -79,6 +79,9 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 			Dir:     filepath.Join(c.dir, "nodes", name),
 		})
 	}
+	if err := c.saveSysctls(); err != nil {
+		return err
+	}
 	// Mount points on the host are created once, before the nodes race for them.
 	for _, p := range nodeBinds {
 		if err := c.mkdirHost(p); err != nil {

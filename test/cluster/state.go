@@ -34,6 +34,8 @@ type state struct {
 	Cgroups []string `json:"cgroups,omitempty"`
 	// HostDirs are empty mount points Up created on the host (deepest last).
 	HostDirs []string `json:"hostDirs,omitempty"`
+	// Sysctls are the host's values of the global kernel settings kubelet changes.
+	Sysctls map[string]string `json:"sysctls,omitempty"`
 }
 
 // process is one started process.

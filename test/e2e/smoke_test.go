@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,6 +23,7 @@ func TestSmoke(t *testing.T) {
 	dir := filepath.Join(os.TempDir(), "plexus-smoke")
 	opts := cluster.Options{Name: "smoke", Dir: dir, Nodes: 2, NetworkID: 1}
 
+	sysctls := cluster.KubeletSysctls()
 	start := time.Now()
 	c, err := cluster.Up(ctx, opts)
 	if err != nil {
@@ -68,6 +70,9 @@ func TestSmoke(t *testing.T) {
 	downed = true
 	down := time.Since(downStart)
 	checkNoLeftovers(t, opts.Name, dir, hostDirs, pids)
+	if after := cluster.KubeletSysctls(); !maps.Equal(after, sysctls) {
+		t.Errorf("kernel settings kubelet changes: before up %v, after down %v", sysctls, after)
+	}
 
 	figures := fmt.Sprintf("e2e smoke: cluster up (control plane + 2 nodes Ready) %.1f s (control plane %.1f s, node Ready %.1f s after it), pod Running %.1f s, down %.1f s",
 		up.Seconds(), c.Timings.ControlPlane.Seconds(), (c.Timings.NodesReady - c.Timings.ControlPlane).Seconds(), podRunning.Seconds(), down.Seconds())
