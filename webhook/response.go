@@ -38,6 +38,8 @@ const (
 	ReasonInUse = "InUse"
 	// ReasonBadRequest: the AdmissionReview could not be decoded.
 	ReasonBadRequest = "BadRequest"
+	// ReasonInternalError: the webhook could not judge the request (e.g. its cache failed).
+	ReasonInternalError = "InternalError"
 	// ReasonIgnored: the request is for a kind or operation this endpoint does not judge.
 	ReasonIgnored = "Ignored"
 )
@@ -73,13 +75,13 @@ func Patched(reason string, ops []jsonpatch.Operation) admission.Response {
 }
 
 // FromError turns an error into a response: a *Refusal is Denied with its reason and message;
-// any other error also denies (never an HTTP error), under ReasonBadRequest.
+// any other error also denies (never an HTTP error), under ReasonInternalError.
 func FromError(err error) admission.Response {
 	var r *Refusal
 	if errors.As(err, &r) {
 		return Denied(r.Reason, r.Message)
 	}
-	return Denied(ReasonBadRequest, err.Error())
+	return Denied(ReasonInternalError, err.Error())
 }
 
 // ReasonOf returns the reason a response was recorded under.

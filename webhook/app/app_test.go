@@ -1,0 +1,20 @@
+package app
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestMainFlags(t *testing.T) {
+	if err := Main(context.Background(), []string{"--help"}); err != nil {
+		t.Errorf("--help: %v", err)
+	}
+	if err := Main(context.Background(), []string{"--no-such-flag"}); err == nil {
+		t.Error("an unknown flag must fail")
+	}
+	err := Main(context.Background(), []string{"--kubeconfig", "/nonexistent/kubeconfig"})
+	if err == nil || !strings.Contains(err.Error(), `loading the kubeconfig "/nonexistent/kubeconfig"`) {
+		t.Errorf("err = %v", err)
+	}
+}
