@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,8 +21,8 @@ import (
 	"github.com/plexus-project/plexus/test/controlplane"
 )
 
-// pluginBin is the plexus-ipam binary built by TestMain.
-var pluginBin string
+// pluginBin and controllerBin are the binaries built by TestMain.
+var pluginBin, controllerBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "plexus-ipam-bin")
@@ -33,6 +35,13 @@ func TestMain(m *testing.M) {
 	}
 	if pluginBin, err = plugintesting.Build(root, dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	controllerBin = filepath.Join(dir, "plexus-controller")
+	build := exec.Command("go", "build", "-o", controllerBin, "./cmd/plexus-controller")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building plexus-controller: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -144,4 +153,31 @@ func blocks2(ctx context.Context, t testing.TB, e *env) []v1alpha1.IPBlock {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// startController runs the plexus-controller binary (leader election on) against the control
+// plane until the test ends, and returns its log file.
+func (e *env) startController(t *testing.T, args ...string) string {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "plexus-controller.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(controllerBin, append([]string{"--kubeconfig", e.cp.Kubeconfig(t, "plexus-controller"),
+		"--leader-election-namespace", "default", "--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("plexus-controller log:\n%s", b)
+		}
+	})
+	return logPath
 }

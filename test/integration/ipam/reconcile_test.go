@@ -1,0 +1,198 @@
+package ipam
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
+)
+
+// reclaimBound is the bound on how long a leaked address may stay allocated.
+const reclaimBound = 60 * time.Second
+
+func (e *env) createPod(ctx context.Context, t *testing.T, name, node string) *corev1.Pod {
+	t.Helper()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	if err := e.cp.Client.Create(ctx, p); err != nil {
+		t.Fatalf("creating pod %s: %v", name, err)
+	}
+	return p
+}
+
+func (e *env) deletePod(ctx context.Context, t *testing.T, p *corev1.Pod) {
+	t.Helper()
+	if err := e.cp.Client.Delete(ctx, p, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatalf("deleting pod %s: %v", p.Name, err)
+	}
+}
+
+// addFor runs ADD for a pod's sandbox on its node.
+func (e *env) addFor(ctx context.Context, t *testing.T, p *corev1.Pod, containerID string, ipam map[string]any) netip.Addr {
+	t.Helper()
+	ipam["node_name"] = p.Spec.NodeName
+	r, err := call{Command: "ADD", ContainerID: containerID, Args: podArgs(p.Namespace, p.Name, string(p.UID)), Conf: e.netconf(t, ipam, nil)}.run(ctx)
+	if err != nil {
+		t.Fatalf("ADD for pod %s: %v", p.Name, err)
+	}
+	return addrOf(t, r)
+}
+
+// waitFreed polls until addr is no longer allocated, within reclaimBound.
+func waitFreed(ctx context.Context, t *testing.T, e *env, addr netip.Addr, since time.Time) time.Duration {
+	t.Helper()
+	for time.Since(since) < reclaimBound {
+		if _, held := allocations(ctx, t, e.cp.Client)[addr]; !held {
+			return time.Since(since)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("%s still allocated %s after its pod went away", addr, reclaimBound)
+	return 0
+}
+
+func TestReconcilerFreesLeaksNeverLivePods(t *testing.T) {
+	e := start(t)
+	ctx := ctxT(t, 5*time.Minute)
+	for _, n := range []string{"node-a", "node-b"} {
+		e.cp.CreateNode(ctx, t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, corev1.ResourceList{})
+	}
+	e.startController(t)
+	ipam := func() map[string]any { return map[string]any{"range": "10.6.0.0/24"} }
+
+	live := e.createPod(ctx, t, "live", "node-a")
+	liveAddr := e.addFor(ctx, t, live, "sandbox-live", ipam())
+
+	// Pod deleted without a DEL (force delete, crashed runtime): freed.
+	gone := e.createPod(ctx, t, "gone", "node-a")
+	goneAddr := e.addFor(ctx, t, gone, "sandbox-gone", ipam())
+
+	// StatefulSet: web-0 is deleted without a DEL and re-created under the same name with a new
+	// UID; the new pod gets an address. The old address is freed, the new pod's never is.
+	web0 := e.createPod(ctx, t, "web-0", "node-a")
+	oldWebAddr := e.addFor(ctx, t, web0, "sandbox-web0-old", ipam())
+
+	// A node that is gone: its pod is deleted too (the pod GC's job) and its block goes away.
+	lost := e.createPod(ctx, t, "on-lost-node", "node-b")
+	lostAddr := e.addFor(ctx, t, lost, "sandbox-lost", ipam())
+
+	begin := time.Now()
+	e.deletePod(ctx, t, gone)
+	e.deletePod(ctx, t, web0)
+	web0new := e.createPod(ctx, t, "web-0", "node-a")
+	newWebAddr := e.addFor(ctx, t, web0new, "sandbox-web0-new", ipam())
+	if err := e.cp.Client.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.deletePod(ctx, t, lost)
+
+	t.Logf("pod gone: %s freed after %s", goneAddr, waitFreed(ctx, t, e, goneAddr, begin).Round(time.Millisecond))
+	t.Logf("StatefulSet pod re-created (new UID): old %s freed after %s", oldWebAddr, waitFreed(ctx, t, e, oldWebAddr, begin).Round(time.Millisecond))
+	t.Logf("node gone: %s freed after %s", lostAddr, waitFreed(ctx, t, e, lostAddr, begin).Round(time.Millisecond))
+	for time.Since(begin) < reclaimBound {
+		blocks := blocks2(ctx, t, e)
+		onB := 0
+		for _, b := range blocks {
+			if b.Spec.Node == "node-b" {
+				onB++
+			}
+		}
+		if onB == 0 {
+			t.Logf("node gone: its blocks deleted after %s", time.Since(begin).Round(time.Millisecond))
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// Watch a full reclaim interval more: the live pods keep their addresses.
+	time.Sleep(16 * time.Second)
+	held := allocations(ctx, t, e.cp.Client)
+	for name, a := range map[string]netip.Addr{"live": liveAddr, "web-0 (new UID)": newWebAddr} {
+		al, ok := held[a]
+		if !ok {
+			t.Fatalf("the address %s of live pod %s was freed", a, name)
+		}
+		if name == "web-0 (new UID)" && al.PodUID != string(web0new.UID) {
+			t.Fatalf("web-0's address is held by UID %s, want %s", al.PodUID, web0new.UID)
+		}
+	}
+	for _, b := range blocks2(ctx, t, e) {
+		if b.Spec.Node == "node-b" {
+			t.Fatalf("block %s of the gone node is still there", b.Name)
+		}
+	}
+
+	// Pool status counts, as kubectl shows them.
+	var pools v1alpha1.IPPoolList
+	if err := e.cp.Client.List(ctx, &pools); err != nil || len(pools.Items) != 1 {
+		t.Fatalf("pools: %v %v", pools.Items, err)
+	}
+	if st := pools.Items[0].Status; st.Size != "254" || st.Used != "2" || st.Free != "252" {
+		t.Fatalf("pool status %+v, want size 254 used 2 free 252", st)
+	}
+	if out, err := exec.Command(e.cp.BinDir+"/kubectl", "--kubeconfig", e.kubeconfig, "get", "ippools,ipblocks").CombinedOutput(); err == nil {
+		t.Logf("kubectl get ippools,ipblocks:\n%s", out)
+		if !strings.Contains(string(out), "USED") || !strings.Contains(string(out), "252") {
+			t.Errorf("kubectl columns missing: %s", out)
+		}
+	} else {
+		t.Logf("kubectl: %v %s", err, out)
+	}
+}
+
+func TestStickyStatefulSetAddress(t *testing.T) {
+	e := start(t)
+	ctx := ctxT(t, 3*time.Minute)
+	e.cp.CreateNode(ctx, t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, corev1.ResourceList{})
+	e.cp.CreateNode(ctx, t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-b"}}, corev1.ResourceList{})
+	e.startController(t)
+	sticky := func(ttl string) map[string]any {
+		return map[string]any{"range": "10.7.0.0/24", "sticky_ips": true, "sticky_ttl": ttl}
+	}
+	// Fill a few addresses so the sticky one is not simply the lowest free.
+	for i := 0; i < 3; i++ {
+		p := e.createPod(ctx, t, fmt.Sprintf("filler-%d", i), "node-a")
+		e.addFor(ctx, t, p, fmt.Sprintf("sandbox-filler-%d", i), sticky("1m"))
+	}
+	db0 := e.createPod(ctx, t, "db-0", "node-a")
+	first := e.addFor(ctx, t, db0, "sandbox-db0-1", sticky("1m"))
+	// Normal StatefulSet restart: DEL, pod deleted, re-created with a new UID on another node.
+	if _, err := (call{Command: "DEL", ContainerID: "sandbox-db0-1", Args: podArgs("default", "db-0", string(db0.UID)), Conf: e.netconf(t, sticky("1m"), nil)}).run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.deletePod(ctx, t, db0)
+	other := e.createPod(ctx, t, "other", "node-a")
+	otherAddr := e.addFor(ctx, t, other, "sandbox-other", sticky("1m"))
+	if otherAddr == first {
+		t.Fatalf("another pod got db-0's reserved address %s", first)
+	}
+	time.Sleep(2 * time.Second) // the reconciler runs meanwhile; the reservation must survive
+	db0 = e.createPod(ctx, t, "db-0", "node-b")
+	if again := e.addFor(ctx, t, db0, "sandbox-db0-2", sticky("1m")); again != first {
+		t.Fatalf("re-created db-0 got %s, want its address %s back", again, first)
+	}
+	t.Logf("db-0 got %s back after being re-created with a new UID on another node", first)
+
+	// A reservation whose pod never comes back is freed after its TTL.
+	db1 := e.createPod(ctx, t, "db-1", "node-a")
+	addr1 := e.addFor(ctx, t, db1, "sandbox-db1", sticky("2s"))
+	if _, err := (call{Command: "DEL", ContainerID: "sandbox-db1", Args: podArgs("default", "db-1", string(db1.UID)), Conf: e.netconf(t, sticky("2s"), nil)}).run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	e.deletePod(ctx, t, db1)
+	t.Logf("expired reservation of db-1 (%s) freed after %s", addr1, waitFreed(ctx, t, e, addr1, begin).Round(time.Millisecond))
+}
+
+var _ = types.UID("")
