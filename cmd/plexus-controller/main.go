@@ -44,7 +44,9 @@ func main() {
 		fail(fmt.Errorf("creating the manager: %w", err))
 	}
 	setups := []func(ctrl.Manager) error{
-		func(m ctrl.Manager) error { return ipamreconciler.SetupWithManager(m, ipamreconciler.Options{Interval: *interval}) },
+		func(m ctrl.Manager) error {
+			return ipamreconciler.SetupWithManager(m, ipamreconciler.Options{Interval: *interval})
+		},
 	}
 	for _, setup := range setups {
 		if err := setup(mgr); err != nil {

@@ -24,7 +24,7 @@ func (e *env) createPod(ctx context.Context, t *testing.T, name, node string) *c
 	t.Helper()
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
-		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	}
 	if err := e.cp.Client.Create(ctx, p); err != nil {
 		t.Fatalf("creating pod %s: %v", name, err)
