@@ -188,6 +188,7 @@ func (m *Manager) rebuild(ctx context.Context) error {
 		log.Info("pool", "resource", p.Name, "devices", p.IDs())
 		if s, ok := m.servers[p.Name]; ok {
 			s.SetPool(p)
+			m.applyHealth(s)
 			continue
 		}
 		s := server.New(p, server.Options{PluginDir: m.opts.DevicePluginDir, DevInfo: m.devinfo, OnAllocate: m.alloc.add})
