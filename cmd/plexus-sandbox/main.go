@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/go-logr/logr"
@@ -17,8 +18,14 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	log := funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{})
+	log := funcr.New(func(prefix, args string) { fmt.Fprintln(os.Stderr, prefix, args) }, funcr.Options{Verbosity: verbosity()})
 	code := demo.Main(logr.NewContext(ctx, log), os.Args[1:], os.Stdout)
 	stop()
 	os.Exit(code)
+}
+
+// verbosity is $PLEXUS_V (0 when unset).
+func verbosity() int {
+	v, _ := strconv.Atoi(os.Getenv("PLEXUS_V"))
+	return v
 }

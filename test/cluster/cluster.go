@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -38,8 +39,11 @@ type Cluster struct {
 type Timings struct {
 	// ControlPlane is from the start of Up until the API server was ready with the CRDs.
 	ControlPlane time.Duration
-	// NodesReady is from the start of Up until every node was Ready.
+	// NodesReady is from the start of Up until every node reported Ready.
 	NodesReady time.Duration
+	// Up is the whole of Up: until the nodes were also untainted by kube-controller-manager
+	// and pods could be created.
+	Up time.Duration
 }
 
 // Dir is the cluster's state directory.
@@ -99,15 +103,33 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := c.startControlPlane(ctx); err != nil {
 		return nil, err
 	}
-	c.Timings.ControlPlane = time.Since(begin)
-	log.Info("control plane ready", "took", c.Timings.ControlPlane.Round(time.Millisecond), "kubeconfig", c.Kubeconfig)
+	// The nodes are prepared (namespaces, containerd, images) while the API server starts.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := c.finishControlPlane(gctx); err != nil {
+			return err
+		}
+		c.Timings.ControlPlane = time.Since(begin)
+		log.Info("control plane ready", "took", c.Timings.ControlPlane.Round(time.Millisecond), "kubeconfig", c.Kubeconfig)
+		return nil
+	})
 	if opts.Nodes > 0 {
-		if err := c.startNodes(ctx); err != nil {
+		g.Go(func() error { return c.startNodes(gctx) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if opts.Nodes > 0 {
+		// Kubelets started before the API server answers back off for seconds.
+		if err := c.startKubelets(); err != nil {
 			return nil, err
 		}
-		c.Timings.NodesReady = time.Since(begin)
+		if err := c.waitNodesReady(ctx, begin); err != nil {
+			return nil, err
+		}
 		log.Info("nodes ready", "nodes", opts.Nodes, "took", c.Timings.NodesReady.Round(time.Millisecond))
 	}
+	c.Timings.Up = time.Since(begin)
 	return c, nil
 }
 

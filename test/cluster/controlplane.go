@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -43,8 +46,8 @@ func (c *Cluster) APIServerURL() string {
 	return fmt.Sprintf("https://%s", net.JoinHostPort(c.addr.BridgeIP().String(), fmt.Sprint(apiServerPort)))
 }
 
-// startControlPlane starts etcd, kube-apiserver, waits for it to be ready, installs the CRDs,
-// then starts kube-scheduler and kube-controller-manager.
+// startControlPlane writes the cluster's keys and kubeconfigs and starts etcd and
+// kube-apiserver; finishControlPlane waits for them.
 func (c *Cluster) startControlPlane(ctx context.Context) error {
 	ip := c.addr.BridgeIP().String()
 	p, err := newPKI(filepath.Join(c.dir, "pki"), []net.IP{net.ParseIP(ip), net.ParseIP(c.addr.KubernetesServiceIP().String())}, c.identities())
@@ -101,13 +104,23 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 	c.Clientset = cs
+	return nil
+}
+
+// finishControlPlane waits for kube-apiserver to be ready, installs the CRDs, then starts
+// kube-scheduler and kube-controller-manager.
+func (c *Cluster) finishControlPlane(ctx context.Context) error {
+	p := c.pki
 	if err := c.waitAPIServer(ctx); err != nil {
 		return err
 	}
 	if len(c.opts.CRDDirs) > 0 {
-		if err := installCRDs(ctx, cfg, c.opts.CRDDirs); err != nil {
+		if err := installCRDs(ctx, c.Config, c.opts.CRDDirs); err != nil {
 			return fmt.Errorf("installing the CRDs of %v: %w", c.opts.CRDDirs, err)
 		}
+	}
+	if err := c.bootstrapDefaultNamespace(ctx); err != nil {
+		return err
 	}
 	if _, err := c.start("kube-scheduler", []string{c.bin("kube-scheduler"),
 		"--kubeconfig=" + c.kubeconfigPath(schedulerUser),
@@ -123,7 +136,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		"--root-ca-file=" + p.path("ca.crt"),
 		"--use-service-account-credentials=true",
 		"--controllers=*,-bootstrapsigner,-tokencleaner",
-		"--node-monitor-grace-period=20s",
+		"--node-monitor-grace-period=20s", "--node-monitor-period=1s",
 		"--v=1",
 	}, nil); err != nil {
 		return err
@@ -183,6 +196,30 @@ func checkBinaries(dir string, names ...string) error {
 		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
 			return fmt.Errorf("%s not found in %s: run `make test-bins` (it builds the Kubernetes test binaries): %w", n, dir, err)
 		}
+	}
+	return nil
+}
+
+// bootstrapDefaultNamespace creates, in namespace default, the ServiceAccount and the
+// kube-root-ca.crt ConfigMap that kube-controller-manager would create a few seconds after it
+// starts (the same objects, from the same CA file), so that pods can be created as soon as
+// the nodes are Ready. kube-controller-manager owns them from then on.
+func (c *Cluster) bootstrapDefaultNamespace(ctx context.Context) error {
+	ca, err := os.ReadFile(c.pki.path("ca.crt"))
+	if err != nil {
+		return err
+	}
+	core := c.Clientset.CoreV1()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"}}
+	if _, err := core.ServiceAccounts("default").Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the default service account: %w", err)
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "kube-root-ca.crt", Namespace: "default"},
+		Data:       map[string]string{"ca.crt": string(ca)},
+	}
+	if _, err := core.ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the kube-root-ca.crt ConfigMap: %w", err)
 	}
 	return nil
 }

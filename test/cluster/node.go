@@ -7,9 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,7 +62,7 @@ func (c *Cluster) nodeNames() []string {
 	return names
 }
 
-// startNodes builds the images, starts every node and waits until all are Ready.
+// startNodes builds the images and prepares every node up to its kubelet.
 func (c *Cluster) startNodes(ctx context.Context) error {
 	imgs, err := baseImages()
 	if err != nil {
@@ -97,14 +99,11 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return c.waitNodesReady(ctx)
+	return g.Wait()
 }
 
-// startNode wires node n's network, cgroups and mounts, then starts its containerd, imports
-// the images and starts its kubelet.
+// startNode wires node n's network, cgroups and mounts, then starts its containerd and
+// imports the images; startKubelet follows once the API server is ready.
 func (c *Cluster) startNode(ctx context.Context, n *Node, archive string) error {
 	for _, p := range nodeBinds {
 		if err := os.MkdirAll(n.HostPath(p), 0o755); err != nil {
@@ -139,9 +138,21 @@ func (c *Cluster) startNode(ctx context.Context, n *Node, archive string) error 
 	if err := waitFile(ctx, sock, 30*time.Second); err != nil {
 		return fmt.Errorf("containerd did not start (see %s): %w", c.logPath(n.Name+"-containerd"), err)
 	}
-	if err := importImages(ctx, sock, archive); err != nil {
-		return err
+	return importImages(ctx, sock, archive)
+}
+
+// startKubelets starts the kubelet of every node.
+func (c *Cluster) startKubelets() error {
+	for _, n := range c.Nodes {
+		if err := c.startKubelet(n); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+func (c *Cluster) startKubelet(n *Node) error {
+	onNode := []string{"nsenter", "-t", fmt.Sprint(n.HolderPID), "-m", "-n", "--"}
 	if _, err := c.start(n.Name+"-kubelet", append(onNode, c.bin("kubelet"),
 		"--config="+filepath.Join(n.Dir, "kubelet.yaml"),
 		"--kubeconfig="+filepath.Join(n.Dir, "kubeconfig"),
@@ -213,13 +224,22 @@ func (c *Cluster) mkdirHost(p string) error {
 	return nil
 }
 
-// waitNodesReady waits until every node reports Ready and has lost the not-ready taint, and the
-// default service account exists (pods are refused before).
-func (c *Cluster) waitNodesReady(ctx context.Context) error {
+// waitNodesReady waits until every node reports Ready and has lost the not-ready taint (which
+// kube-controller-manager removes), and the default service account exists (pods are refused
+// before). It sets Timings.NodesReady, counting from begin, when every node reports Ready.
+func (c *Cluster) waitNodesReady(ctx context.Context, begin time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	last := ""
 	for {
 		pending, err := c.pendingNodes(ctx)
+		if err == nil && c.Timings.NodesReady == 0 && !slices.ContainsFunc(pending, func(p string) bool { return !strings.HasSuffix(p, "(taint)") }) {
+			c.Timings.NodesReady = time.Since(begin)
+		}
+		if now := fmt.Sprint(pending); now != last {
+			logr.FromContextOrDiscard(ctx).V(1).Info("waiting for nodes", "pending", pending)
+			last = now
+		}
 		if err == nil && len(pending) == 0 {
 			_, err = c.Clientset.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 			if err == nil {
@@ -245,31 +265,36 @@ func (c *Cluster) pendingNodes(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	ready := map[string]bool{}
+	why := map[string]string{}
 	for _, node := range list.Items {
-		ready[node.Name] = nodeReady(&node)
+		why[node.Name] = nodeNotReady(&node)
 	}
 	var pending []string
 	for _, n := range c.Nodes {
-		if !ready[n.Name] {
-			pending = append(pending, n.Name)
+		w, ok := why[n.Name]
+		if !ok {
+			w = "not registered"
+		}
+		if w != "" {
+			pending = append(pending, n.Name+" ("+w+")")
 		}
 	}
 	return pending, nil
 }
 
-func nodeReady(n *corev1.Node) bool {
+// nodeNotReady says why n cannot take pods yet, "" when it can.
+func nodeNotReady(n *corev1.Node) string {
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady && cond.Status != corev1.ConditionTrue {
+			return "NotReady: " + cond.Message
+		}
+	}
 	for _, t := range n.Spec.Taints {
 		if t.Key == corev1.TaintNodeNotReady {
-			return false
+			return "taint"
 		}
 	}
-	for _, cond := range n.Status.Conditions {
-		if cond.Type == corev1.NodeReady {
-			return cond.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	return ""
 }
 
 func waitFile(ctx context.Context, p string, timeout time.Duration) error {

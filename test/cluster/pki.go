@@ -184,3 +184,74 @@ current-context: plexus
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// issueServing signs a serving certificate for dnsNames with the cluster CA and returns the
+// PEM certificate and key.
+func (p *pki) issueServing(dnsNames []string) (certPEM, keyPEM []byte, err error) {
+	caCert, caKey, err := p.loadCA()
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: dnsNames[0]},
+		DNSNames:     dnsNames,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
+}
+
+func (p *pki) loadCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	cb, err := os.ReadFile(p.path("ca.crt"))
+	if err != nil {
+		return nil, nil, err
+	}
+	kb, err := os.ReadFile(p.path("ca.key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	cblock, _ := pem.Decode(cb)
+	kblock, _ := pem.Decode(kb)
+	if cblock == nil || kblock == nil {
+		return nil, nil, fmt.Errorf("the cluster CA in %s is not PEM", p.dir)
+	}
+	cert, err := x509.ParseCertificate(cblock.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := x509.ParseECPrivateKey(kblock.Bytes)
+	return cert, key, err
+}
+
+// IssueServingCert signs a serving certificate for dnsNames (the first is also the common
+// name) with the cluster's CA, for webhooks and other servers the API server calls. It returns
+// PEM certificate and key.
+func (c *Cluster) IssueServingCert(dnsNames ...string) (certPEM, keyPEM []byte, err error) {
+	if len(dnsNames) == 0 {
+		return nil, nil, fmt.Errorf("a serving certificate needs at least one DNS name")
+	}
+	return c.pki.issueServing(dnsNames)
+}
+
+// CACert is the cluster CA's certificate (PEM): the API server's and IssueServingCert's issuer.
+func (c *Cluster) CACert() ([]byte, error) { return os.ReadFile(c.pki.path("ca.crt")) }

@@ -34,6 +34,8 @@ type component struct {
 	manifest string
 	// cni marks a CNI plugin binary, installed in every node's /opt/cni/bin.
 	cni bool
+	// setup, when set, runs before the manifest is applied.
+	setup func(ctx context.Context, c *cluster.Cluster) error
 	// ready waits until the installed component works.
 	ready func(ctx context.Context, c *cluster.Cluster) error
 }
@@ -42,7 +44,7 @@ type component struct {
 func components() []component {
 	return []component{
 		{bin: "plexus-deviceplugin", role: "SR-IOV device plugin (DaemonSet)", manifest: "plexus-deviceplugin.yaml", ready: devicePluginReady},
-		{bin: "plexus-webhook", role: "admission webhook (Deployment)"},
+		{bin: "plexus-webhook", role: "admission webhook (Deployment)", manifest: "plexus-webhook.yaml", setup: webhookSetup, ready: webhookReady},
 		{bin: "plexus-extender", role: "scheduler extender"},
 		{bin: "plexus-controller", role: "IPAM and certificate reconcilers (Deployment)"},
 		{bin: "plexus-daemon", role: "node CNI daemon (DaemonSet)"},
@@ -76,6 +78,11 @@ func install(ctx context.Context, c *cluster.Cluster, build *cluster.Build) ([]s
 		case comp.manifest == "":
 			s.note = "built (image " + cluster.PlexusImageRef(comp.bin) + " on every node); its manifest is pending"
 		default:
+			if comp.setup != nil {
+				if err := comp.setup(ctx, c); err != nil {
+					return nil, fmt.Errorf("installing %s: %w", comp.bin, err)
+				}
+			}
 			y, err := manifests.ReadFile("manifests/" + comp.manifest)
 			if err != nil {
 				return nil, err

@@ -96,13 +96,16 @@ func Run(ctx context.Context, opts Options) (err error) {
 	rows := ex.report(ctx, c)
 
 	out := opts.Out
-	fmt.Fprintf(out, "\nPlexus sandbox: %d nodes (real kubelet + containerd each), %d emulated VFs per node, control plane %.1f s, nodes Ready %.1f s\n",
-		len(c.Nodes), len(c.Nodes[0].VFs), c.Timings.ControlPlane.Seconds(), c.Timings.NodesReady.Seconds())
+	fmt.Fprintf(out, "\nPlexus sandbox: %d nodes (real kubelet + containerd each), %d emulated VFs per node; control plane ready %.1f s, nodes Ready %.1f s, cluster up %.1f s\n",
+		len(c.Nodes), len(c.Nodes[0].VFs), c.Timings.ControlPlane.Seconds(), c.Timings.NodesReady.Seconds(), c.Timings.Up.Seconds())
 	fmt.Fprintln(out, "\nComponents:")
 	for _, s := range statuses {
 		fmt.Fprintf(out, "  %-20s %-45s %s\n", s.bin, s.role, s.note)
 	}
 	fmt.Fprintf(out, "\nExamples (docs/examples): %d NADs, %d pods", len(ex.nads), len(ex.pods))
+	if webhook {
+		fmt.Fprint(out, "; plexus-webhook injected the SR-IOV resources of their networks")
+	}
 	if len(ex.filled) > 0 {
 		fmt.Fprintf(out, "; plexus-webhook is pending, so the demo wrote the SR-IOV resources it would inject into %s", strings.Join(ex.filled, ", "))
 	}
