@@ -134,3 +134,14 @@ func rmdirRetry(ctx context.Context, dir string) error {
 		}
 	}
 }
+
+// cgroupExists says whether name exists at the top of any hierarchy.
+func cgroupExists(name string) bool {
+	mounts, _ := cgroupMounts()
+	for _, m := range mounts {
+		if _, err := os.Stat(filepath.Join(m, name)); err == nil {
+			return true
+		}
+	}
+	return false
+}

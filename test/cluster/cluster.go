@@ -56,7 +56,8 @@ func (c *Cluster) Name() string { return c.opts.Name }
 func (c *Cluster) BinDir() string { return c.opts.BinDir }
 
 // Up brings up a cluster as opts describe and returns once every node is Ready. A cluster
-// left in opts.Dir by an earlier run is torn down first. When Up fails it tears down what it
+// left in opts.Dir by an earlier run is torn down first, unless the process that brought it up
+// still runs (a test or demo using it): then Up fails. When Up fails it tears down what it
 // started; the logs stay in <Dir>/logs.
 func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	begin := time.Now()
@@ -69,6 +70,9 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		need = append(need, "kubelet")
 	}
 	if err := checkBinaries(opts.BinDir, need...); err != nil {
+		return nil, err
+	}
+	if err := checkNotInUse(opts.Dir); err != nil {
 		return nil, err
 	}
 	if err := Down(ctx, opts.Dir); err != nil {
@@ -84,7 +88,9 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		addr:       addressing{id: opts.NetworkID},
 		state:      newState(opts.Dir, opts.Name),
 	}
-	if err := c.state.record(func(*state) {}); err != nil {
+	self := os.Getpid()
+	st, _ := startTime(self)
+	if err := c.state.record(func(s *state) { s.Owner = &process{Name: "owner", PID: self, StartTime: st} }); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -269,4 +275,18 @@ func clusterPIDs(s *state) []int {
 func linkExists(name string) bool {
 	_, err := os.Stat(filepath.Join("/sys/class/net", name))
 	return err == nil
+}
+
+// checkNotInUse fails when dir holds a cluster whose owner (the process that ran Up) still
+// runs, so that a second test run or demo never tears down a cluster in use. A cluster left by
+// `plexus-sandbox up`, whose owner exits at once, or by a crashed process, is not in use.
+func checkNotInUse(dir string) error {
+	s, err := loadState(dir)
+	if err != nil || s.Owner == nil || s.Owner.PID == os.Getpid() {
+		return err
+	}
+	if st, err := startTime(s.Owner.PID); err == nil && st == s.Owner.StartTime && alive(s.Owner.PID) {
+		return fmt.Errorf("the cluster in %s is in use by process %d, which brought it up; stop it, or choose another directory (and name and network ID)", dir, s.Owner.PID)
+	}
+	return nil
 }

@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 )
 
 // bridgeName is the host bridge that plays the physical network between the nodes.
@@ -12,6 +14,10 @@ func (c *Cluster) bridgeName() string { return c.opts.Name + "-br" }
 // plane's address. Nodes get no default route, so nothing leaves the machine.
 func (c *Cluster) createHostNetwork(ctx context.Context) error {
 	br := c.bridgeName()
+	// Checked before recording: Down must never remove another cluster's bridge.
+	if linkExists(br) {
+		return fmt.Errorf("the host already has a link %s: another cluster named %s runs (tear it down, or choose another name and network ID)", br, c.opts.Name)
+	}
 	if err := c.state.record(func(s *state) { s.Links = append(s.Links, br) }); err != nil {
 		return err
 	}
@@ -36,6 +42,12 @@ func (c *Cluster) vethName(n *Node) string { return fmt.Sprintf("%s-n%d", c.opts
 // server (there is no kube-proxy).
 func (c *Cluster) createNodeNetwork(ctx context.Context, n *Node) error {
 	veth := c.vethName(n)
+	if linkExists(veth) {
+		return fmt.Errorf("the host already has a link %s: another cluster named %s runs", veth, c.opts.Name)
+	}
+	if _, err := os.Stat(filepath.Join("/run/netns", n.Name)); err == nil {
+		return fmt.Errorf("network namespace %s exists: another cluster named %s runs", n.Name, c.opts.Name)
+	}
 	if err := c.state.record(func(s *state) {
 		s.NetNS = append(s.NetNS, n.Name)
 		s.Links = append(s.Links, veth)

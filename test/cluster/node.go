@@ -113,6 +113,9 @@ func (c *Cluster) startNode(ctx context.Context, n *Node, archive string) error 
 	if err := c.createNodeNetwork(ctx, n); err != nil {
 		return err
 	}
+	if cgroupExists(n.Name) {
+		return fmt.Errorf("cgroup %s exists: another cluster named %s runs", n.Name, c.opts.Name)
+	}
 	if err := c.state.record(func(s *state) { s.Cgroups = append(s.Cgroups, n.Name) }); err != nil {
 		return err
 	}

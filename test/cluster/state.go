@@ -20,6 +20,8 @@ type state struct {
 	path string
 
 	Name string `json:"name"`
+	// Owner is the process that ran Up.
+	Owner *process `json:"owner,omitempty"`
 	// Processes are the long-running processes Up started (control plane, node holders,
 	// containerd, kubelet), with their start times to tell them from a reused PID.
 	Processes []process `json:"processes,omitempty"`

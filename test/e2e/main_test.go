@@ -5,19 +5,29 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/plexus-project/plexus/test/cluster"
 )
 
-// suite is the cluster shared by the tests of the e2e suite (PLEXUS_E2E=1); nil otherwise.
-var suite *suiteCluster
+// suite is the cluster shared by the tests of the e2e suite (PLEXUS_E2E=1), brought up by the
+// first test that needs it (so `-run` of one test with its own cluster starts no other) and
+// torn down after the tests.
+var suite struct {
+	once sync.Once
+	c    *suiteCluster
+	err  error
+}
 
 type suiteCluster struct {
 	*cluster.Cluster
 	build *cluster.Build
 }
+
+// suiteDir is the shared cluster's state directory.
+var suiteDir = filepath.Join(os.TempDir(), "plexus-e2e")
 
 // e2eEnabled says whether the whole suite runs (`make e2e`), not only TestSmoke.
 func e2eEnabled() bool { return os.Getenv("PLEXUS_E2E") == "1" }
@@ -27,67 +37,70 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
-	if !e2eEnabled() || !isRoot() {
-		return m.Run()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	repo, err := moduleRoot()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	buildDir, err := os.MkdirTemp("", "plexus-e2e-build-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(buildDir)
-	build, err := cluster.BuildPlexus(ctx, repo, buildDir, "plexus-sandbox")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "building the Plexus commands:", err)
-		return 1
-	}
-	for bin, why := range build.Failed {
-		fmt.Fprintf(os.Stderr, "e2e: cmd/%s does not build; its tests skip: %s\n", bin, why)
-	}
-	dir := filepath.Join(os.TempDir(), "plexus-e2e")
-	start := time.Now()
-	c, err := cluster.Up(ctx, cluster.Options{
-		Name: "e2e", Dir: dir, Nodes: 2, NetworkID: 3,
-		SRIOV:  &cluster.SRIOVOptions{},
-		Images: build.Images(),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bringing the e2e cluster up:", err)
-		return 1
-	}
-	fmt.Printf("e2e: cluster up with %d nodes in %.1f s (kubeconfig %s)\n", len(c.Nodes), time.Since(start).Seconds(), c.Kubeconfig)
-	suite = &suiteCluster{Cluster: c, build: build}
 	code := m.Run()
-
+	if suite.c == nil {
+		return code
+	}
+	c := suite.c
 	pids, hostDirs := c.PIDs(), c.HostDirs()
-	start = time.Now()
+	start := time.Now()
 	if err := c.Down(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "tearing the e2e cluster down:", err)
 		return 1
 	}
 	fmt.Printf("e2e: down in %.1f s\n", time.Since(start).Seconds())
-	if left := cluster.Leftovers("e2e", dir, hostDirs, pids); len(left) > 0 {
+	if left := cluster.Leftovers("e2e", suiteDir, hostDirs, pids); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: after down the host still has: %v\n", left)
 		return 1
 	}
 	return code
 }
 
-// requireSuite skips t outside `make e2e` and returns the shared cluster.
+// requireSuite skips t outside `make e2e` and returns the shared cluster, bringing it up on
+// first use: 2 nodes with emulated SR-IOV and an image per Plexus command.
 func requireSuite(t *testing.T) *suiteCluster {
 	t.Helper()
 	requireRoot(t)
-	if suite == nil {
+	if !e2eEnabled() {
 		t.Skip("part of the e2e suite: run `make e2e` (PLEXUS_E2E=1)")
 	}
-	return suite
+	suite.once.Do(func() { suite.c, suite.err = upSuite() })
+	if suite.err != nil {
+		t.Fatalf("the e2e cluster: %v", suite.err)
+	}
+	return suite.c
+}
+
+func upSuite() (*suiteCluster, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	repo, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	buildDir, err := os.MkdirTemp("", "plexus-e2e-build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(buildDir)
+	build, err := cluster.BuildPlexus(ctx, repo, buildDir, "plexus-sandbox")
+	if err != nil {
+		return nil, fmt.Errorf("building the Plexus commands: %w", err)
+	}
+	for bin, why := range build.Failed {
+		fmt.Fprintf(os.Stderr, "e2e: cmd/%s does not build; its tests skip: %s\n", bin, why)
+	}
+	start := time.Now()
+	c, err := cluster.Up(ctx, cluster.Options{
+		Name: "e2e", Dir: suiteDir, Nodes: 2, NetworkID: 3,
+		SRIOV:  &cluster.SRIOVOptions{},
+		Images: build.Images(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("e2e: cluster up with %d nodes in %.1f s (kubeconfig %s)\n", len(c.Nodes), time.Since(start).Seconds(), c.Kubeconfig)
+	return &suiteCluster{Cluster: c, build: build}, nil
 }
 
 func moduleRoot() (string, error) {

@@ -132,7 +132,17 @@ func applyExamples(ctx context.Context, c *cluster.Cluster, dir string, webhook 
 				ex.filled = append(ex.filled, pod.Name)
 			}
 		}
-		created, err := c.Clientset.CoreV1().Pods(pod.Namespace).Create(ctx, &pod, metav1.CreateOptions{})
+		// The webhook learns of the NADs just created through a watch: a pod created in the
+		// same instant may be refused for a NAD that "does not exist" yet.
+		var created *corev1.Pod
+		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 15*time.Second, true, func(ctx context.Context) (bool, error) {
+			var err error
+			created, err = c.Clientset.CoreV1().Pods(pod.Namespace).Create(ctx, &pod, metav1.CreateOptions{})
+			if err != nil && strings.Contains(err.Error(), "does not exist") {
+				return false, nil
+			}
+			return true, err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("creating pod %s: %w", pod.Name, err)
 		}
