@@ -9,7 +9,7 @@ SRC="$CACHE/src/whereabouts-$VERSION"
 BIN="$CACHE/bin/whereabouts"
 STAMP="$CACHE/bin/.whereabouts.version"
 
-if [[ -x "$BIN" && -f "$STAMP" && "$(cat "$STAMP")" == "$VERSION" ]]; then
+if [[ -x "$BIN" && -f "$STAMP" && "$(cat "$STAMP")" == "$VERSION" && -d "$CACHE/whereabouts/crds" ]]; then
   echo "whereabouts $VERSION already built: $BIN"
   exit 0
 fi
@@ -32,5 +32,10 @@ export GONOSUMDB=github.com/k8snetworkplumbingwg GOFLAGS=-mod=mod
 go get "github.com/k8snetworkplumbingwg/whereabouts@$VERSION"
 go mod tidy
 CGO_ENABLED=0 go build -trimpath -o "$BIN" github.com/k8snetworkplumbingwg/whereabouts/cmd
+# Its CRDs, for the benchmark's API server.
+MODDIR="$(go list -m -f '{{.Dir}}' github.com/k8snetworkplumbingwg/whereabouts)"
+mkdir -p "$CACHE/whereabouts/crds"
+cp "$MODDIR"/doc/crds/whereabouts.cni.cncf.io_*.yaml "$CACHE/whereabouts/crds/"
+chmod -R u+w "$CACHE/whereabouts/crds"
 echo "$VERSION" > "$STAMP"
 echo "whereabouts $VERSION built: $BIN"

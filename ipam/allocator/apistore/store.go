@@ -52,7 +52,7 @@ func (s *Store) Prewarm(ctx context.Context) {
 	s.warm = make(chan struct{})
 	go func() {
 		defer close(s.warm)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.host+"/livez", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.host+"/version", nil)
 		if err != nil {
 			return
 		}

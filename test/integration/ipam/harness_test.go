@@ -156,7 +156,8 @@ func blocks2(ctx context.Context, t testing.TB, e *env) []v1alpha1.IPBlock {
 }
 
 // startController runs the plexus-controller binary (leader election on) against the control
-// plane until the test ends, and returns its log file.
+// plane until the test ends, restarting it when it exits (as the kubelet restarts a container,
+// e.g. after it lost its lease while the API server was down), and returns its log file.
 func (e *env) startController(t *testing.T, args ...string) string {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "plexus-controller.log")
@@ -164,15 +165,24 @@ func (e *env) startController(t *testing.T, args ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(controllerBin, append([]string{"--kubeconfig", e.cp.Kubeconfig(t, "plexus-controller"),
-		"--leader-election-namespace", "default", "--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, args...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	argv := append([]string{"--kubeconfig", e.cp.Kubeconfig(t, "plexus-controller"),
+		"--leader-election-namespace", "default", "--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, args...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			cmd := exec.CommandContext(ctx, controllerBin, argv...)
+			cmd.Stdout, cmd.Stderr = logf, logf
+			if err := cmd.Run(); ctx.Err() == nil {
+				fmt.Fprintf(logf, "--- plexus-controller exited (%v), restarting\n", err)
+				time.Sleep(time.Second)
+			}
+		}
+	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		cancel()
+		<-done
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
