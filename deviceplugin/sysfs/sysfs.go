@@ -48,15 +48,17 @@ type VF struct {
 	Index int
 	// PFAddress and PFName identify the parent PF (PFName is its netdev name).
 	PFAddress, PFName string
-	// Vendor, Device and Driver as for PF.
+	// Vendor and Device are the PCI IDs (a VF has its PF's vendor and the PF's VF device ID,
+	// sriov_vf_device); Driver is the bound driver.
 	Vendor, Device, Driver string
-	// Class is inherited from the PF (a VF has the class of its PF).
+	// Class is the PF's (a VF has the class of its PF).
 	Class string
 	// NUMANode is the VF's NUMA node, -1 when unknown.
 	NUMANode int
 	// NetName is the VF's netdev name, "" when it has none (e.g. bound to vfio-pci).
 	NetName string
-	// LinkType is the VF netdev's link type, or the PF's when the VF has no netdev.
+	// LinkType is the PF's link type (VFs of an Ethernet PF are Ethernet, of an InfiniBand PF
+	// InfiniBand, with or without a netdev).
 	LinkType string
 	// VFIOGroup is the IOMMU group number when the VF is bound to vfio-pci ("" otherwise); its
 	// device file is /dev/vfio/<VFIOGroup>.
@@ -155,42 +157,43 @@ func (s *FS) readPF(addr string) (PF, error) {
 	if pf.TotalVFs, err = d.int("sriov_totalvfs"); err != nil {
 		return pf, err
 	}
+	// Every VF of a PF has the PF's vendor and the VF device ID of the PF's SR-IOV capability
+	// (sriov_vf_device); read it once, from the first VF on kernels without that file.
+	vfDevice, _ := d.id("sriov_vf_device")
 	pf.VFs = make([]VF, 0, pf.NumVFs)
 	for i := 0; i < pf.NumVFs; i++ {
 		vfAddr := d.linkBase("virtfn" + strconv.Itoa(i))
 		if vfAddr == "" {
 			continue // the kernel is still creating it; the next discovery sees it
 		}
-		vf, err := s.readVF(&pf, vfAddr, i)
+		vf, err := s.readVF(&pf, vfAddr, i, vfDevice)
 		if err != nil {
 			return pf, err
 		}
+		vfDevice = vf.Device
 		pf.VFs = append(pf.VFs, vf)
 	}
 	return pf, nil
 }
 
-func (s *FS) readVF(pf *PF, addr string, index int) (VF, error) {
-	vf := VF{Address: addr, Index: index, PFAddress: pf.Address, PFName: pf.NetName, Class: pf.Class, LinkType: pf.LinkType}
+// readVF reads what differs between the VFs of a PF: driver, NUMA node, netdev, IOMMU group
+// and RDMA devices. Vendor, class and link type are the PF's; device is vfDevice when known.
+func (s *FS) readVF(pf *PF, addr string, index int, vfDevice string) (VF, error) {
+	vf := VF{Address: addr, Index: index, PFAddress: pf.Address, PFName: pf.NetName, Vendor: pf.Vendor,
+		Device: vfDevice, Class: pf.Class, LinkType: pf.LinkType}
 	d, err := openDevice(s.devicePath(addr))
 	if err != nil {
 		return vf, err
 	}
 	defer d.close()
-	if vf.Vendor, err = d.id("vendor"); err != nil {
-		return vf, err
-	}
-	if vf.Device, err = d.id("device"); err != nil {
-		return vf, err
+	if vf.Device == "" {
+		if vf.Device, err = d.id("device"); err != nil {
+			return vf, err
+		}
 	}
 	vf.Driver = d.linkBase("driver")
 	vf.NUMANode = d.numa()
 	vf.NetName = d.firstEntry("net")
-	if vf.NetName != "" {
-		if lt := d.linkType("net/" + vf.NetName + "/type"); lt != "" {
-			vf.LinkType = lt
-		}
-	}
 	if vf.Driver == VFIODriver {
 		vf.VFIOGroup = d.linkBase("iommu_group")
 	}

@@ -13,7 +13,7 @@
 //	})
 //
 // For each device it writes devices/pci0000:00/<pci>/ with vendor, device, class, numa_node,
-// driver -> ../../../bus/pci/drivers/<name>, and for a PF sriov_numvfs, sriov_totalvfs and
+// driver -> ../../../bus/pci/drivers/<name>, and for a PF sriov_numvfs, sriov_totalvfs, sriov_vf_device and
 // virtfnN -> ../<vf>; for a VF physfn -> ../<pf> and, on vfio-pci, iommu_group ->
 // ../../../kernel/iommu_groups/<n>. bus/pci/devices/<pci> links to the device directory. A
 // netdev is net/<ifname>/ (type, operstate, address) with class/net/<ifname> linking to it.

@@ -106,6 +106,9 @@ func (t *Tree) AddPF(pf PF) error {
 	if err := writeFile(d, "sriov_totalvfs", strconv.Itoa(pf.TotalVFs)); err != nil {
 		return err
 	}
+	if err := writeFile(d, "sriov_vf_device", pf.VFDevice); err != nil {
+		return err
+	}
 	if pf.IfName != "" {
 		if err := t.writeNetdev(pf.Address, pf.IfName, pf.LinkType, pf.NetdevTarget, "00:00:00:00:00:01"); err != nil {
 			return err
