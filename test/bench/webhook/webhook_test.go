@@ -10,10 +10,12 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -92,9 +94,11 @@ func BenchmarkAdmission(b *testing.B) {
 	b.ResetTimer()
 	var lat []time.Duration
 	var elapsed time.Duration
+	cpuBefore := cpuTime()
 	for n := 0; n < b.N; n++ {
 		lat, elapsed = drive(b, client, url, bodies)
 	}
+	cpu := cpuTime() - cpuBefore
 	b.StopTimer()
 
 	after := apiRequests(b, client, url)
@@ -106,9 +110,13 @@ func BenchmarkAdmission(b *testing.B) {
 	b.ReportMetric(float64(maxLat.Microseconds()), "max-µs")
 	b.ReportMetric(perThousand, "apireq/1000adm")
 	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "adm/s")
+	cpuPer := cpu / time.Duration(admissions*b.N)
+	b.ReportMetric(float64(cpuPer.Microseconds()), "cpu-µs/adm")
 	fmt.Printf("plexus-webhook /mutate: %d AdmissionReviews over HTTPS at %d/s target (%.0f/s achieved), %d in flight, %d NADs (%d without annotations)\n",
 		len(lat), rate, float64(len(lat))/elapsed.Seconds(), inFlight, nads, nads/2)
 	fmt.Printf("  latency p50 %v  p99 %v  max %v  (goal p99 <= 2ms)\n", p50, p99, maxLat)
+	fmt.Printf("  CPU per admission (webhook and driver, one process): %v; load average during the run: %s (tails grow with the machine's load)\n",
+		cpuPer, loadAverage())
 	fmt.Printf("  API server requests made by the webhook: %.0f at start-up (lists and watches of NADs and pods), %.0f during the run = %.2f per 1,000 admissions (goal 0)\n",
 		before, after-before, perThousand)
 }
@@ -243,4 +251,22 @@ func apiRequests(b *testing.B, client *http.Client, url string) float64 {
 		}
 	}
 	return sum
+}
+
+// cpuTime is the CPU time (user + system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadAverage is the 1-minute load average, for reading the tail latencies.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Fields(string(b))[0]
 }
