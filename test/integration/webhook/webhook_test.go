@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -268,6 +269,19 @@ func TestRefusals(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	t.Run("kube-system and Plexus's namespace are never judged", func(t *testing.T) {
+		if err := e.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "plexus-system"}}); err != nil {
+			t.Fatal(err)
+		}
+		for _, ns := range []string{"kube-system", "plexus-system"} {
+			p := pod("unjudged", "no-such-network")
+			p.Namespace = ns
+			if err := e.c.Create(ctx, p); err != nil {
+				t.Errorf("a pod in %s reached the webhook: %v", ns, err)
+			}
+		}
 	})
 
 	t.Run("NAD update to a bad config", func(t *testing.T) {
