@@ -2,6 +2,8 @@ package server
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -38,60 +40,110 @@ func EnvName(resource string) string {
 
 // ContainerResponse is the Allocate answer for one container given devs of the pool cfg.
 func ContainerResponse(cfg *config.ResourceConfig, resource string, devs []*sysfs.VF) (*pluginapi.ContainerAllocateResponse, error) {
-	resp := &pluginapi.ContainerAllocateResponse{Envs: map[string]string{}}
-	ids := make([]string, len(devs))
-	info := make(map[string]map[string]map[string]string, len(devs))
-	specs := map[string]bool{}
+	resp := &pluginapi.ContainerAllocateResponse{Envs: make(map[string]string, 2)}
+	var specs []string
 	addSpec := func(path string) {
-		if !specs[path] {
-			specs[path] = true
+		if !slices.Contains(specs, path) {
+			specs = append(specs, path)
 			resp.Devices = append(resp.Devices, &pluginapi.DeviceSpec{HostPath: path, ContainerPath: path, Permissions: "rw"})
 		}
 	}
 	vhost := cfg.NeedVhostNet()
-	for i, vf := range devs {
-		ids[i] = vf.Address
-		entry := map[string]map[string]string{"generic": {"deviceID": vf.Address}}
+	rdmaWanted := cfg.IsRdma || anyRdma(cfg)
+	var ids, info strings.Builder
+	sorted := slices.Clone(devs)
+	slices.SortFunc(sorted, func(a, b *sysfs.VF) int { return strings.Compare(a.Address, b.Address) })
+	info.WriteByte('{')
+	for i, vf := range sorted {
+		if i > 0 {
+			info.WriteByte(',')
+		}
+		// Providers and their keys in sorted order, as encoding/json writes maps (upstream's
+		// format), without building the maps.
+		writeString(&info, vf.Address)
+		info.WriteString(":{")
+		first := true
+		provider := func(name string, kv ...string) {
+			if !first {
+				info.WriteByte(',')
+			}
+			first = false
+			writeString(&info, name)
+			info.WriteString(":{")
+			for k := 0; k < len(kv); k += 2 {
+				if k > 0 {
+					info.WriteByte(',')
+				}
+				writeString(&info, kv[k])
+				info.WriteByte(':')
+				writeString(&info, kv[k+1])
+			}
+			info.WriteByte('}')
+		}
+		if extra := additionalInfo(cfg, vf.Address); len(extra) > 0 {
+			keys := slices.Sorted(maps.Keys(extra))
+			kv := make([]string, 0, 2*len(keys))
+			for _, k := range keys {
+				kv = append(kv, k, extra[k])
+			}
+			provider("extra", kv...)
+		}
+		provider("generic", "deviceID", vf.Address)
+		if vf.RDMA && rdmaWanted {
+			addSpec(RDMACMDev)
+			kv := []string{"rdma_cm", RDMACMDev}
+			for _, d := range vf.RDMADevices {
+				p := "/dev/infiniband/" + d
+				addSpec(p)
+				if strings.HasPrefix(d, "uverbs") && len(kv) == 2 {
+					kv = append(kv, "uverbs", p)
+				}
+			}
+			provider("rdma", kv...)
+		}
 		if vf.Driver == sysfs.VFIODriver {
 			addSpec(VFIOContainerDev)
-			vfio := map[string]string{"mount": VFIOContainerDev}
 			if vf.VFIOGroup != "" {
 				dev := "/dev/vfio/" + vf.VFIOGroup
 				addSpec(dev)
-				vfio["dev-mount"] = dev
+				provider("vfio", "dev-mount", dev, "mount", VFIOContainerDev)
+			} else {
+				provider("vfio", "mount", VFIOContainerDev)
 			}
-			entry["vfio"] = vfio
 		}
 		if vhost {
 			addSpec(VhostNetDev)
 			addSpec(TunDev)
-			entry["vhost"] = map[string]string{"net-mount": VhostNetDev, "tun-mount": TunDev}
+			provider("vhost", "net-mount", VhostNetDev, "tun-mount", TunDev)
 		}
-		if vf.RDMA && (cfg.IsRdma || anyRdma(cfg)) {
-			rdma := map[string]string{"rdma_cm": RDMACMDev}
-			addSpec(RDMACMDev)
-			for _, d := range vf.RDMADevices {
-				p := "/dev/infiniband/" + d
-				addSpec(p)
-				if strings.HasPrefix(d, "uverbs") {
-					rdma["uverbs"] = p
-				}
-			}
-			entry["rdma"] = rdma
-		}
-		if extra := additionalInfo(cfg, vf.Address); len(extra) > 0 {
-			entry["extra"] = extra
-		}
-		info[vf.Address] = entry
+		info.WriteByte('}')
 	}
-	b, err := json.Marshal(info)
-	if err != nil {
-		return nil, err
+	info.WriteByte('}')
+	for i, vf := range devs {
+		if i > 0 {
+			ids.WriteByte(',')
+		}
+		ids.WriteString(vf.Address)
 	}
 	name := EnvName(resource)
-	resp.Envs[name] = strings.Join(ids, ",")
-	resp.Envs[name+"_INFO"] = string(b)
+	resp.Envs[name] = ids.String()
+	resp.Envs[name+"_INFO"] = info.String()
 	return resp, nil
+}
+
+// writeString writes s as a JSON string the way encoding/json does (which also escapes <, >
+// and &); plain strings, the usual case, are copied as they are.
+func writeString(b *strings.Builder, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			b.Write(q)
+			return
+		}
+	}
+	b.WriteByte('"')
+	b.WriteString(s)
+	b.WriteByte('"')
 }
 
 func anyRdma(cfg *config.ResourceConfig) bool {

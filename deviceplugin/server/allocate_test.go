@@ -82,3 +82,35 @@ func TestContainerResponse(t *testing.T) {
 		})
 	}
 }
+
+// TestInfoJSONIsEncodingJSONOutput checks the hand-written _INFO against encoding/json's own
+// output for the same maps (upstream builds maps and marshals them), escaping included.
+func TestInfoJSONIsEncodingJSONOutput(t *testing.T) {
+	cfg := config.ResourceConfig{IsRdma: true, Selectors: config.Selectors{Items: []config.Selector{{NeedVhostNet: true}}},
+		AdditionalInfo: map[string]map[string]string{"*": {"zeta": "1", "alpha": `a"b<c>&d` + "\n"}}}
+	devs := []*sysfs.VF{
+		{Address: "0000:af:00.3", Driver: "mlx5_core", RDMA: true, RDMADevices: []string{"uverbs1"}},
+		{Address: "0000:3b:02.6", Driver: "vfio-pci", VFIOGroup: "106"},
+		{Address: "0000:3b:02.7", Driver: "vfio-pci"},
+	}
+	resp, err := server.ContainerResponse(&cfg, "intel.com/x", devs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := map[string]string{"zeta": "1", "alpha": `a"b<c>&d` + "\n"}
+	vhost := map[string]string{"net-mount": "/dev/vhost-net", "tun-mount": "/dev/net/tun"}
+	want, err := json.Marshal(map[string]map[string]map[string]string{
+		"0000:af:00.3": {"generic": {"deviceID": "0000:af:00.3"}, "rdma": {"rdma_cm": "/dev/infiniband/rdma_cm", "uverbs": "/dev/infiniband/uverbs1"}, "vhost": vhost, "extra": extra},
+		"0000:3b:02.6": {"generic": {"deviceID": "0000:3b:02.6"}, "vfio": {"mount": "/dev/vfio/vfio", "dev-mount": "/dev/vfio/106"}, "vhost": vhost, "extra": extra},
+		"0000:3b:02.7": {"generic": {"deviceID": "0000:3b:02.7"}, "vfio": {"mount": "/dev/vfio/vfio"}, "vhost": vhost, "extra": extra},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Envs["PCIDEVICE_INTEL_COM_X_INFO"]; got != string(want) {
+		t.Errorf("_INFO\n got %s\nwant %s", got, want)
+	}
+	if got := resp.Envs["PCIDEVICE_INTEL_COM_X"]; got != "0000:af:00.3,0000:3b:02.6,0000:3b:02.7" {
+		t.Errorf("IDs keep kubelet's order: %s", got)
+	}
+}
