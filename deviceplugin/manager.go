@@ -33,7 +33,7 @@ type Manager struct {
 	opts    Options
 	fs      *sysfs.FS
 	devinfo *devinfo.Store
-	checker health.Checker
+	checker *health.Checker
 	inUse   InUseLister
 	pub     *capacity.Publisher
 	alloc   allocations
@@ -59,7 +59,7 @@ func NewManager(opts Options, deps Deps) *Manager {
 		opts:       opts,
 		fs:         fs,
 		devinfo:    &devinfo.Store{Dir: opts.DevInfoDir},
-		checker:    health.Checker{Src: fs},
+		checker:    &health.Checker{Src: fs, NetdevShards: 2}, // every VF's netdev every 2 polls
 		inUse:      deps.InUse,
 		alloc:      allocations{m: map[string]map[string]time.Time{}, owner: map[string]string{}},
 		capCh:      make(chan capacity.NodeCapacity, 1),

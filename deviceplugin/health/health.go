@@ -14,9 +14,16 @@ type Source interface {
 
 var _ Source = (*sysfs.FS)(nil)
 
-// Checker checks VFs against a Source.
+// Checker checks VFs against a Source. PF state is read on every Check; the per-VF netdev
+// checks (one system call each, the bulk of the cost on nodes with thousands of VFs) are spread
+// over NetdevShards consecutive Checks, each VF keeping its last result in between.
 type Checker struct {
 	Src Source
+	// NetdevShards is how many Checks it takes to look at every VF's netdev once. Default 1.
+	NetdevShards int
+
+	tick       int
+	netdevGone map[string]bool
 }
 
 // Result of a check: why each unhealthy VF is unhealthy, and the PFs whose sriov_numvfs now
@@ -27,8 +34,15 @@ type Result struct {
 }
 
 // Check looks at every VF of pfs (as discovered); inUse tells whether a VF is allocated.
+// A Checker is used by one goroutine at a time.
 func (c *Checker) Check(pfs []sysfs.PF, inUse func(id string) bool) Result {
 	res := Result{Unhealthy: map[string]string{}}
+	shards := max(c.NetdevShards, 1)
+	if c.netdevGone == nil {
+		c.netdevGone = map[string]bool{}
+	}
+	c.tick++
+	k := 0
 	for p := range pfs {
 		pf := &pfs[p]
 		st := c.Src.PFState(pf.Address, pf.NetName)
@@ -37,6 +51,10 @@ func (c *Checker) Check(pfs []sysfs.PF, inUse func(id string) bool) Result {
 		}
 		for v := range pf.VFs {
 			vf := &pf.VFs[v]
+			if vf.NetName != "" && (k+c.tick)%shards == 0 {
+				c.netdevGone[vf.Address] = !c.Src.NetdevPresent(vf.Address, vf.NetName)
+			}
+			k++
 			switch {
 			case !st.Present:
 				res.Unhealthy[vf.Address] = fmt.Sprintf("PF %s is gone", pf.Address)
@@ -44,7 +62,7 @@ func (c *Checker) Check(pfs []sysfs.PF, inUse func(id string) bool) Result {
 				res.Unhealthy[vf.Address] = fmt.Sprintf("PF %s has sriov_numvfs %d, VF index %d is disabled", pf.NetName, st.NumVFs, vf.Index)
 			case !st.LinkUp:
 				res.Unhealthy[vf.Address] = fmt.Sprintf("PF %s link is down", pf.NetName)
-			case vf.NetName != "" && !inUse(vf.Address) && !c.Src.NetdevPresent(vf.Address, vf.NetName):
+			case c.netdevGone[vf.Address] && !inUse(vf.Address):
 				res.Unhealthy[vf.Address] = fmt.Sprintf("netdev %s is gone", vf.NetName)
 			}
 		}

@@ -56,3 +56,46 @@ func TestCheck(t *testing.T) {
 		}
 	}
 }
+
+func TestNetdevShardsSpreadChecksOverPolls(t *testing.T) {
+	tree, err := sysfstest.TwoNICs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := sysfs.New(tree.Root)
+	pfs, err := fs.Discover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting := &countingSource{Source: fs}
+	c := health.Checker{Src: counting, NetdevShards: 2}
+	notInUse := func(string) bool { return false }
+	c.Check(pfs, notInUse)
+	c.Check(pfs, notInUse)
+	const withNetdev = 13 // 16 VFs, 3 on vfio-pci
+	if counting.netdevCalls != withNetdev {
+		t.Errorf("two polls with 2 shards made %d netdev checks, want %d (each VF once)", counting.netdevCalls, withNetdev)
+	}
+	if err := tree.RemoveNetdev("0000:3b:02.1", "ens1f0v1"); err != nil {
+		t.Fatal(err)
+	}
+	seen := false
+	for range 2 {
+		if _, bad := c.Check(pfs, notInUse).Unhealthy["0000:3b:02.1"]; bad {
+			seen = true
+		}
+	}
+	if !seen {
+		t.Error("a vanished netdev went unnoticed for a full round of shards")
+	}
+}
+
+type countingSource struct {
+	health.Source
+	netdevCalls int
+}
+
+func (c *countingSource) NetdevPresent(addr, name string) bool {
+	c.netdevCalls++
+	return c.Source.NetdevPresent(addr, name)
+}

@@ -73,6 +73,8 @@ type VF struct {
 type FS struct {
 	// Root is the sysfs mount point, /sys in production.
 	Root string
+
+	resolved sync.Map // PCI address -> device directory without symlinks, for health polls
 }
 
 // New returns an FS rooted at root.
@@ -230,10 +232,23 @@ func (s *FS) PFState(addr, netName string) PFState {
 }
 
 // NetdevPresent reports whether the VF at addr still has its netdev netName (following a
-// symlink to a real interface, if the tree has one).
+// symlink to a real interface, if the tree has one). The health poll calls it for thousands of
+// VFs several times a second, so the device directory's symlink is resolved once and the check
+// is a single access(2).
 func (s *FS) NetdevPresent(addr, netName string) bool {
-	_, err := os.Stat(filepath.Join(s.devicePath(addr), "net", netName))
-	return err == nil
+	return unix.Access(s.resolvedDevice(addr)+"/net/"+netName, unix.F_OK) == nil
+}
+
+func (s *FS) resolvedDevice(addr string) string {
+	if dir, ok := s.resolved.Load(addr); ok {
+		return dir.(string)
+	}
+	dir, err := filepath.EvalSymlinks(s.devicePath(addr))
+	if err != nil {
+		return s.devicePath(addr) // gone for now: do not cache
+	}
+	s.resolved.Store(addr, dir)
+	return dir
 }
 
 // DevicePresent reports whether the PCI device at addr exists.
