@@ -9,3 +9,7 @@ generate: ## regenerate deepcopy code and CRD manifests (controller-gen)
 .PHONY: whereabouts
 whereabouts: ## build Whereabouts v0.9.4's CNI binary into $(PLEXUS_CACHE)/bin (benchmark only)
 	hack/whereabouts.sh
+
+.PHONY: build-ipam
+build-ipam: ## build plexus-ipam statically (no dynamic loader: it starts once per CNI call) and plexus-controller into bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/plexus-ipam ./cmd/plexus-controller

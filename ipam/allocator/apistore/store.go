@@ -33,6 +33,9 @@ var _ allocator.Store = (*Store)(nil)
 func New(cfg *rest.Config, requestTimeout time.Duration) (*Store, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.Timeout = requestTimeout
+	// HTTP/1.1: a plugin process sends two or three requests and exits; HTTP/2's connection
+	// setup and flow control cost both ends more than they give back here.
+	cfg.TLSClientConfig.NextProtos = []string{"http/1.1"}
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("building an HTTP client for %s: %w", cfg.Host, err)
