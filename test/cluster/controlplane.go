@@ -35,6 +35,9 @@ func (c *Cluster) identities() []identity {
 		{user: schedulerUser},
 		{user: controllerUser},
 	}
+	for _, u := range c.opts.Users {
+		ids = append(ids, identity{user: u.Name, groups: u.Groups})
+	}
 	for _, n := range c.nodeNames() {
 		ids = append(ids, identity{user: "system:node:" + n, groups: []string{"system:nodes"}})
 	}

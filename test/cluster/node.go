@@ -133,8 +133,9 @@ func (c *Cluster) startNode(ctx context.Context, n *Node, archive string) error 
 	if err := c.startHolder(ctx, n); err != nil {
 		return err
 	}
-	onNode := []string{"nsenter", "-t", fmt.Sprint(n.HolderPID), "-m", "-n", "--"}
-	if _, err := c.start(n.Name+"-containerd", append(onNode, "containerd", "--config", filepath.Join(n.Dir, "containerd.toml")), nil); err != nil {
+	// CNI plugins inherit containerd's environment: they learn the node's name from it.
+	nodeEnv := []string{"NODE_NAME=" + n.Name, "KUBERNETES_NODE_NAME=" + n.Name}
+	if _, err := c.start(n.Name+"-containerd", append(n.enter(), "containerd", "--config", filepath.Join(n.Dir, "containerd.toml")), nodeEnv); err != nil {
 		return err
 	}
 	sock := n.HostPath(containerdSocket)
@@ -155,8 +156,7 @@ func (c *Cluster) startKubelets() error {
 }
 
 func (c *Cluster) startKubelet(n *Node) error {
-	onNode := []string{"nsenter", "-t", fmt.Sprint(n.HolderPID), "-m", "-n", "--"}
-	if _, err := c.start(n.Name+"-kubelet", append(onNode, c.bin("kubelet"),
+	if _, err := c.start(n.Name+"-kubelet", append(n.enter(), c.bin("kubelet"),
 		"--config="+filepath.Join(n.Dir, "kubelet.yaml"),
 		"--kubeconfig="+filepath.Join(n.Dir, "kubeconfig"),
 		"--hostname-override="+n.Name, "--node-ip="+n.IP, "--v=1",
@@ -167,7 +167,7 @@ func (c *Cluster) startKubelet(n *Node) error {
 }
 
 // startHolder starts the process that owns the node's mount namespace: in the node's network
-// namespace, a private mount namespace with the node's directories bind-mounted, a sysfs that
+// namespace, a UTS namespace whose host name is the node's, a private mount namespace with the node's directories bind-mounted, a sysfs that
 // shows the node's interfaces, and the host's cgroup hierarchies mounted back on top. It is
 // nsenter --net + unshare --mount, not `ip netns exec`, which mounts a fresh sysfs and so loses
 // /sys/fs/cgroup.
@@ -179,6 +179,7 @@ func (c *Cluster) startHolder(ctx context.Context, n *Node) error {
 	}
 	var sh strings.Builder
 	sh.WriteString("set -e\n")
+	fmt.Fprintf(&sh, "hostname %q\n", n.Name)
 	for _, p := range nodeBinds {
 		fmt.Fprintf(&sh, "mount --bind %q %q\n", n.HostPath(p), p)
 	}
@@ -189,7 +190,7 @@ func (c *Cluster) startHolder(ctx context.Context, n *Node) error {
 	fmt.Fprintf(&sh, "touch %q\n", ready)
 	sh.WriteString("exec sleep infinity\n")
 	p, err := c.start(n.Name+"-holder", []string{"nsenter", "--net=/run/netns/" + n.Name, "--",
-		"unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", sh.String()}, nil)
+		"unshare", "--mount", "--uts", "--propagation", "private", "--", "/bin/sh", "-c", sh.String()}, nil)
 	if err != nil {
 		return err
 	}

@@ -82,6 +82,14 @@ evictionHard: {memory.available: "100Mi", nodefs.available: "1%%", nodefs.inodes
 	if err := c.pki.writeKubeconfig(filepath.Join(n.Dir, "kubeconfig"), c.APIServerURL(), "system:node:"+n.Name); err != nil {
 		return err
 	}
+	for path, user := range c.opts.NodeKubeconfigs {
+		if err := os.MkdirAll(filepath.Dir(n.HostPath(path)), 0o755); err != nil {
+			return err
+		}
+		if err := c.pki.writeKubeconfig(n.HostPath(path), c.APIServerURL(), user); err != nil {
+			return err
+		}
+	}
 	conflist := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": %q, "plugins": [
   {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}},

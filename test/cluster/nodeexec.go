@@ -9,10 +9,16 @@ import (
 	"strings"
 )
 
-// Command runs name on the node: in its network and mount namespaces (its /var/lib/kubelet,
-// its sysfs, its interfaces). Use absolute paths for binaries outside $PATH.
+// Command runs name on the node: in its network, mount and UTS namespaces (its
+// /var/lib/kubelet, its sysfs, its interfaces, its host name). Use absolute paths for binaries
+// outside $PATH.
 func (n *Node) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "nsenter", append([]string{"-t", fmt.Sprint(n.HolderPID), "-m", "-n", "--", name}, args...)...)
+	return exec.CommandContext(ctx, "nsenter", append(n.enter(), append([]string{name}, args...)...)...)
+}
+
+// enter is the nsenter command line that runs what follows it on the node.
+func (n *Node) enter() []string {
+	return []string{"nsenter", "-t", fmt.Sprint(n.HolderPID), "-m", "-n", "-u", "--"}
 }
 
 // PodPID returns a process of the pod with the given UID running on node n (the pause

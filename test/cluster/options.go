@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 )
 
 // Options describe the cluster Up brings up. The zero value is a two-node cluster named
@@ -53,6 +55,19 @@ type Options struct {
 
 	// SRIOV, when set, gives every node emulated SR-IOV hardware.
 	SRIOV *SRIOVOptions
+
+	// Users are extra identities the API server knows by static token, e.g. the one a CNI
+	// plugin uses from the nodes; their permissions come from RBAC objects the caller creates.
+	Users []User
+	// NodeKubeconfigs writes on every node, at each path (inside one of the node's own
+	// directories, e.g. /etc/cni/net.d/...), a kubeconfig for the named user of Users.
+	NodeKubeconfigs map[string]string
+}
+
+// User is an identity of the API server.
+type User struct {
+	Name   string
+	Groups []string
 }
 
 // SRIOVOptions shape the emulated SR-IOV hardware of every node.
@@ -115,6 +130,14 @@ func (o *Options) setDefaults() error {
 	if o.CRDDirs == nil {
 		if root, err := repoRoot(); err == nil {
 			o.CRDDirs = []string{filepath.Join(root, "charts", "plexus", "crds")}
+		}
+	}
+	for path, user := range o.NodeKubeconfigs {
+		if !slices.ContainsFunc(o.Users, func(u User) bool { return u.Name == user }) {
+			return fmt.Errorf("node kubeconfig %s: user %q is not in Users", path, user)
+		}
+		if !slices.ContainsFunc(nodeBinds, func(b string) bool { return strings.HasPrefix(path, b+"/") }) {
+			return fmt.Errorf("node kubeconfig %s: not inside one of the node's own directories %v", path, nodeBinds)
 		}
 	}
 	if o.SRIOV != nil {

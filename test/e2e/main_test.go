@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/plexus-project/plexus/test/cluster"
+	"github.com/plexus-project/plexus/test/cluster/demo"
 )
 
 // suite is the cluster shared by the tests of the e2e suite (PLEXUS_E2E=1), brought up by the
@@ -57,7 +58,8 @@ func runMain(m *testing.M) int {
 }
 
 // requireSuite skips t outside `make e2e` and returns the shared cluster, bringing it up on
-// first use: 2 nodes with emulated SR-IOV and an image per Plexus command.
+// first use: 2 nodes with emulated SR-IOV, an image per Plexus command, the CNI binaries and
+// plexus-ipam's kubeconfig on every node (demo.WithPlexus).
 func requireSuite(t *testing.T) *suiteCluster {
 	t.Helper()
 	requireRoot(t)
@@ -91,11 +93,9 @@ func upSuite() (*suiteCluster, error) {
 		fmt.Fprintf(os.Stderr, "e2e: cmd/%s does not build; its tests skip: %s\n", bin, why)
 	}
 	start := time.Now()
-	c, err := cluster.Up(ctx, cluster.Options{
-		Name: "e2e", Dir: suiteDir, Nodes: 2, NetworkID: 3,
-		SRIOV:  &cluster.SRIOVOptions{},
-		Images: build.Images(),
-	})
+	opts := cluster.Options{Name: "e2e", Dir: suiteDir, Nodes: 2, NetworkID: 3, SRIOV: &cluster.SRIOVOptions{}}
+	demo.WithPlexus(&opts, build)
+	c, err := cluster.Up(ctx, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,7 @@ func Main(ctx context.Context, args []string, out io.Writer) int {
 	fs.BoolVar(&opts.NoNodes, "no-nodes", false, "control plane only")
 	fs.IntVar(&opts.NetworkID, "network-id", 0, "address block 0-15, for clusters side by side")
 	sriov := fs.Bool("sriov", true, "give every node emulated SR-IOV NICs (2 PFs with 4 VFs each)")
+	images := fs.Bool("images", true, "up: build cmd/ and import an image per Plexus command into every node")
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -44,10 +45,7 @@ func Main(ctx context.Context, args []string, out io.Writer) int {
 	var err error
 	switch args[0] {
 	case "up":
-		var c *cluster.Cluster
-		if c, err = cluster.Up(ctx, opts); err == nil {
-			fmt.Fprintf(out, "cluster up; kubeconfig: %s\n", c.Kubeconfig)
-		}
+		err = up(ctx, opts, *images, out)
 	case "down":
 		err = down(ctx, opts)
 	case "demo":
@@ -81,4 +79,33 @@ func down(ctx context.Context, opts cluster.Options) error {
 		dir = cluster.DefaultDir(cache, name)
 	}
 	return cluster.Down(ctx, dir)
+}
+
+// up brings a cluster up and leaves it running, with the Plexus images when images is set.
+func up(ctx context.Context, opts cluster.Options, images bool, out io.Writer) error {
+	if images {
+		repo, err := moduleRoot()
+		if err != nil {
+			return err
+		}
+		dir, err := os.MkdirTemp("", "plexus-sandbox-build-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		build, err := cluster.BuildPlexus(ctx, repo, dir, "plexus-sandbox")
+		if err != nil {
+			return err
+		}
+		for bin, why := range build.Failed {
+			fmt.Fprintf(out, "cmd/%s does not build, no image: %s\n", bin, why)
+		}
+		WithPlexus(&opts, build)
+	}
+	c, err := cluster.Up(ctx, opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "cluster up; kubeconfig: %s\n", c.Kubeconfig)
+	return nil
 }

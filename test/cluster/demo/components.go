@@ -29,8 +29,8 @@ type component struct {
 	bin string
 	// role says what it does, for the report.
 	role string
-	// manifest is the file under manifests/ that installs it ("" for CNI plugins, which are
-	// copied onto the nodes, and for components whose manifest is not written yet).
+	// manifest is the file under manifests/ that installs it (for a CNI plugin, which is
+	// copied onto the nodes, its RBAC); "" when none is written yet.
 	manifest string
 	// cni marks a CNI plugin binary, installed in every node's /opt/cni/bin.
 	cni bool
@@ -46,11 +46,11 @@ func components() []component {
 		{bin: "plexus-deviceplugin", role: "SR-IOV device plugin (DaemonSet)", manifest: "plexus-deviceplugin.yaml", ready: devicePluginReady},
 		{bin: "plexus-webhook", role: "admission webhook (Deployment)", manifest: "plexus-webhook.yaml", setup: webhookSetup, ready: webhookReady},
 		{bin: "plexus-extender", role: "scheduler extender"},
-		{bin: "plexus-controller", role: "IPAM and certificate reconcilers (Deployment)"},
+		{bin: "plexus-controller", role: "IPAM and certificate reconcilers (Deployment)", manifest: "plexus-controller.yaml", setup: ensureNamespace, ready: controllerReady},
 		{bin: "plexus-daemon", role: "node CNI daemon (DaemonSet)"},
 		{bin: "plexus", role: "CNI meta-plugin", cni: true},
 		{bin: "plexus-sriov", role: "SR-IOV CNI plugin", cni: true},
-		{bin: "plexus-ipam", role: "IPAM CNI plugin", cni: true},
+		{bin: "plexus-ipam", role: "IPAM CNI plugin", cni: true, manifest: "plexus-ipam.yaml"},
 	}
 }
 
@@ -73,31 +73,50 @@ func install(ctx context.Context, c *cluster.Cluster, build *cluster.Build) ([]s
 			s.note = "pending: cmd/" + comp.bin + " does not build yet"
 		case !built:
 			s.note = "pending: cmd/" + comp.bin + " does not exist yet"
-		case comp.cni:
-			s.installed, s.note = true, "installed in every node's /opt/cni/bin"
-		case comp.manifest == "":
+		case comp.manifest == "" && !comp.cni:
 			s.note = "built (image " + cluster.PlexusImageRef(comp.bin) + " on every node); its manifest is pending"
 		default:
-			if comp.setup != nil {
-				if err := comp.setup(ctx, c); err != nil {
-					return nil, fmt.Errorf("installing %s: %w", comp.bin, err)
-				}
-			}
-			y, err := manifests.ReadFile("manifests/" + comp.manifest)
-			if err != nil {
+			if err := installComponent(ctx, c, comp); err != nil {
 				return nil, err
 			}
-			if _, err := kubectl(ctx, c, string(y), "apply", "-f", "-"); err != nil {
-				return nil, fmt.Errorf("installing %s: %w", comp.bin, err)
+			s.installed = true
+			s.note = "running from " + cluster.PlexusImageRef(comp.bin)
+			if comp.cni {
+				s.note = "installed in every node's /opt/cni/bin"
 			}
-			if err := comp.ready(ctx, c); err != nil {
-				return nil, fmt.Errorf("%s installed but not working: %w", comp.bin, err)
-			}
-			s.installed, s.note = true, "running from "+cluster.PlexusImageRef(comp.bin)
 		}
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+func installComponent(ctx context.Context, c *cluster.Cluster, comp component) error {
+	if comp.setup != nil {
+		if err := comp.setup(ctx, c); err != nil {
+			return fmt.Errorf("installing %s: %w", comp.bin, err)
+		}
+	}
+	if comp.manifest != "" {
+		y, err := manifests.ReadFile("manifests/" + comp.manifest)
+		if err != nil {
+			return err
+		}
+		if _, err := kubectl(ctx, c, string(y), "apply", "-f", "-"); err != nil {
+			return fmt.Errorf("installing %s: %w", comp.bin, err)
+		}
+	}
+	if comp.ready != nil {
+		if err := comp.ready(ctx, c); err != nil {
+			var logs string
+			for _, ns := range []string{PlexusNamespace, "kube-system"} {
+				if out, lerr := kubectl(ctx, c, "", "logs", "-n", ns, "-l", "app="+comp.bin, "--tail=15", "--prefix"); lerr == nil {
+					logs += out
+				}
+			}
+			return fmt.Errorf("%s installed but not working: %w; its logs:\n%s", comp.bin, err, logs)
+		}
+	}
+	return nil
 }
 
 // devicePluginReady waits until every node advertises the emulated VFs.

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	ipamconfig "github.com/plexus-project/plexus/ipam/config"
 	"github.com/plexus-project/plexus/test/cluster"
 )
 
@@ -32,6 +33,9 @@ type Options struct {
 	// Out receives the report.
 	Out io.Writer
 }
+
+// IPAMUser is the identity plexus-ipam uses from the nodes.
+const IPAMUser = "plexus-ipam"
 
 var nadGVR = schema.GroupVersionResource{Group: "k8s.cni.cncf.io", Version: "v1", Resource: "network-attachment-definitions"}
 
@@ -59,13 +63,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err != nil {
 		return err
 	}
-	opts.Cluster.Images = append(opts.Cluster.Images, build.Images()...)
-	for _, comp := range components() {
-		if p, ok := build.Binaries[comp.bin]; ok && comp.cni {
-			opts.Cluster.CNIPlugins = append(opts.Cluster.CNIPlugins, p)
-		}
-	}
-
+	WithPlexus(&opts.Cluster, build)
 	c, err := cluster.Up(ctx, opts.Cluster)
 	if err != nil {
 		return err
@@ -123,6 +121,23 @@ func Run(ctx context.Context, opts Options) (err error) {
 	fmt.Fprintln(out, "Press Ctrl-C to tear down.")
 	<-ctx.Done()
 	return nil
+}
+
+// WithPlexus adds to opts what the built Plexus commands need on the cluster: an image per
+// command on every node, the CNI binaries in every node's /opt/cni/bin, and plexus-ipam's
+// identity with its kubeconfig on every node (its RBAC is manifests/plexus-ipam.yaml).
+func WithPlexus(opts *cluster.Options, build *cluster.Build) {
+	opts.Images = append(opts.Images, build.Images()...)
+	for _, comp := range components() {
+		if p, ok := build.Binaries[comp.bin]; ok && comp.cni {
+			opts.CNIPlugins = append(opts.CNIPlugins, p)
+		}
+	}
+	opts.Users = append(opts.Users, cluster.User{Name: IPAMUser})
+	if opts.NodeKubeconfigs == nil {
+		opts.NodeKubeconfigs = map[string]string{}
+	}
+	opts.NodeKubeconfigs[ipamconfig.DefaultKubeconfig] = IPAMUser
 }
 
 // check fails when a pod did not get what the installed components should have given it.

@@ -24,8 +24,7 @@ const PlexusNamespace = "plexus-system"
 // webhookSetup creates the namespace and the webhook's serving certificate, signed by the
 // cluster CA for the Service's DNS name (the certs component will own this).
 func webhookSetup(ctx context.Context, c *cluster.Cluster) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: PlexusNamespace}}
-	if _, err := c.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := ensureNamespace(ctx, c); err != nil {
 		return err
 	}
 	svc := "plexus-webhook." + PlexusNamespace + ".svc"
@@ -112,6 +111,37 @@ func probeWebhook(ctx context.Context, c *cluster.Cluster) error {
 	_ = dc.Resource(nadGVR).Namespace("default").Delete(context.WithoutCancel(ctx), probe, metav1.DeleteOptions{})
 	if err != nil {
 		return fmt.Errorf("the API server does not reach the webhook: %v: %w", last, err)
+	}
+	return nil
+}
+
+// ensureNamespace creates PlexusNamespace.
+func ensureNamespace(ctx context.Context, c *cluster.Cluster) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: PlexusNamespace}}
+	if _, err := c.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}
+
+// controllerReady waits until plexus-controller's replicas are ready and one holds the lease.
+func controllerReady(ctx context.Context, c *cluster.Cluster) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		d, err := c.Clientset.AppsV1().Deployments(PlexusNamespace).Get(ctx, "plexus-controller", metav1.GetOptions{})
+		if err != nil || d.Status.ReadyReplicas != *d.Spec.Replicas || !deploymentCurrent(d) {
+			last = "replicas not ready"
+			return false, nil
+		}
+		l, err := c.Clientset.CoordinationV1().Leases(PlexusNamespace).Get(ctx, "plexus-controller", metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
+			last = "no leader yet"
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s (kubectl -n %s logs deploy/plexus-controller): %w", last, PlexusNamespace, err)
 	}
 	return nil
 }
