@@ -107,6 +107,15 @@ func TestDevicePlugin(t *testing.T) {
 		t.Errorf("PCIDEVICE_INTEL_COM_SRIOV_NETDEVICE_INFO = %q (%v)", info, err)
 	}
 	t.Logf("pod %s on %s got VFs %v", pod.Name, n.Name, got)
+	// kubelet asked GetPreferredAllocation: both VFs on one NUMA node (each emulated NUMA node
+	// has one PF here, so they cannot also be on two PFs).
+	numa := map[string]int{}
+	for _, vf := range n.VFs {
+		numa[vf.PCI] = vf.NUMANode
+	}
+	if numa[got[0]] != numa[got[1]] {
+		t.Errorf("VFs %v are on NUMA nodes %d and %d; the preferred allocation keeps them on one", got, numa[got[0]], numa[got[1]])
+	}
 
 	// Kubelet's PodResources API lists those two devices for the pod.
 	listed := podResourceDevices(ctx, t, n.HostPath("/var/lib/kubelet/pod-resources/kubelet.sock"), pod.Name)
