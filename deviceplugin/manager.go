@@ -370,7 +370,9 @@ func (m *Manager) offerCapacity() {
 
 func (m *Manager) publishLoop(ctx context.Context) {
 	log := logr.FromContextOrDiscard(ctx)
+	const firstBackoff, maxBackoff = 2 * time.Second, time.Minute
 	var pending *capacity.NodeCapacity
+	backoff := firstBackoff
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
 	for {
@@ -385,10 +387,11 @@ func (m *Manager) publishLoop(ctx context.Context) {
 			continue
 		}
 		if err := m.pub.Publish(ctx, *pending); err != nil {
-			log.Error(err, "publishing capacity; retrying in 2s")
-			retry.Reset(2 * time.Second)
+			log.Error(err, "publishing capacity", "retryIn", backoff.String())
+			retry.Reset(backoff)
+			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
-		pending = nil
+		pending, backoff = nil, firstBackoff
 	}
 }
