@@ -222,9 +222,6 @@ func validateEntry(r *ResourceConfig) error {
 	default:
 		return fmt.Errorf("deviceType %q is not supported: use netDevice or accelerator", r.DeviceType)
 	}
-	if len(r.Selectors.Items) == 0 {
-		return fmt.Errorf("selectors are required (an empty pool would select every device on the node)")
-	}
 	for j := range r.Selectors.Items {
 		if err := validateSelector(&r.Selectors.Items[j], r.Type()); err != nil {
 			return fmt.Errorf("selectors[%d].%w", j, err)

@@ -116,7 +116,6 @@ func TestParseErrorsNameTheEntry(t *testing.T) {
 		{"bad link type", entry(`{"linkTypes": ["wifi"]}`), []string{"linkTypes", "wifi"}},
 		{"unsupported ddp", entry(`{"ddpProfiles": ["GTP"]}`), []string{"ddpProfiles", "not supported"}},
 		{"second list item", entry(`[{"vendors": ["8086"]}, {"drivers": [""]}]`), []string{"selectors[1].drivers"}},
-		{"no selectors", `{"resourceList": [{"resourceName": "x"}]}`, []string{`resourceList[0] ("x")`, "selectors are required"}},
 		{"bad name", `{"resourceList": [{"resourceName": "a/b", "selectors": {"vendors": ["8086"]}}]}`, []string{"resourceName"}},
 		{"duplicate", `{"resourceList": [{"resourceName": "x", "selectors": {"vendors": ["8086"]}}, {"resourceName": "x", "resourcePrefix": "intel.com", "selectors": {"vendors": ["8086"]}}]}`, []string{`resourceList[1] ("x")`, "already defined by resourceList[0]"}},
 		{"aux type", `{"resourceList": [{"resourceName": "x", "deviceType": "auxNetDevice", "selectors": {"vendors": ["8086"]}}]}`, []string{"auxNetDevice", "not supported"}},

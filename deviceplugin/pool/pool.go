@@ -67,6 +67,9 @@ func Matches(r *config.ResourceConfig, vf *sysfs.VF) bool {
 	if !classMatches(r.Type(), vf.Class) {
 		return false
 	}
+	if len(r.Selectors.Items) == 0 { // as upstream: no selectors, every device of the type
+		return !r.IsRdma || vf.RDMA
+	}
 	for i := range r.Selectors.Items {
 		if selectorMatches(&r.Selectors.Items[i], r.IsRdma, vf) {
 			return true
