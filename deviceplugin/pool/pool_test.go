@@ -85,6 +85,15 @@ func TestBuildSelectsExactDevices(t *testing.T) {
 			want: map[string][]string{"intel.com/rdma": {"0000:af:00.2", "0000:af:00.3", "0000:af:00.4", "0000:af:00.5", "0000:af:00.6", "0000:af:00.7", "0000:af:01.0"}},
 		},
 		{
+			name: "no selectors: every VF of the device type, after earlier entries",
+			cfg:  `{"resourceList": [{"resourceName": "dpdk", "selectors": {"drivers": ["vfio-pci"]}}, {"resourceName": "rest"}]}`,
+			want: map[string][]string{
+				"intel.com/dpdk": {"0000:3b:02.6", "0000:3b:02.7", "0000:af:01.1"},
+				"intel.com/rest": {"0000:3b:02.0", "0000:3b:02.1", "0000:3b:02.2", "0000:3b:02.3", "0000:3b:02.4", "0000:3b:02.5",
+					"0000:af:00.2", "0000:af:00.3", "0000:af:00.4", "0000:af:00.5", "0000:af:00.6", "0000:af:00.7", "0000:af:01.0"},
+			},
+		},
+		{
 			name: "accelerator pools skip network-class VFs",
 			cfg:  `{"resourceList": [{"resourceName": "acc", "deviceType": "accelerator", "selectors": {"vendors": ["8086"]}}]}`,
 			want: map[string][]string{"intel.com/acc": {}},
