@@ -63,11 +63,12 @@ func (l *logBuffer) contains(s string) bool {
 }
 
 type env struct {
-	tree    *sysfstest.Tree
-	kubelet *kubelettest.Kubelet
-	cfgPath string
-	devinfo *devinfo.Store
-	logs    *logBuffer
+	tree      *sysfstest.Tree
+	kubelet   *kubelettest.Kubelet
+	pluginDir string
+	cfgPath   string
+	devinfo   *devinfo.Store
+	logs      *logBuffer
 }
 
 func startPlugin(t *testing.T) *env { return startPluginWith(t, nil) }
@@ -76,6 +77,13 @@ func startPlugin(t *testing.T) *env { return startPluginWith(t, nil) }
 // change the options (e.g. to publish capacity), and the dependencies come from
 // deviceplugin.NewDeps, as in the binary.
 func startPluginWith(t *testing.T, configure func(*deviceplugin.Options)) *env {
+	t.Helper()
+	return startPluginSetup(t, configure, false)
+}
+
+// startPluginSetup is startPluginWith; with kubeletLater the test kubelet is not started (the
+// test calls env.startKubelet), as when the plugin comes up before kubelet.
+func startPluginSetup(t *testing.T, configure func(*deviceplugin.Options), kubeletLater bool) *env {
 	t.Helper()
 	dir := t.TempDir()
 	tree, err := sysfstest.TwoNICs(filepath.Join(dir, "sys"))
@@ -86,7 +94,11 @@ func startPluginWith(t *testing.T, configure func(*deviceplugin.Options)) *env {
 	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	k := kubelettest.Start(t, pluginDir)
+	var k *kubelettest.Kubelet
+	podResources := filepath.Join(pluginDir, "pod-resources", "kubelet.sock")
+	if !kubeletLater {
+		k = kubelettest.Start(t, pluginDir)
+	}
 	cfgDir := filepath.Join(dir, "config")
 	if err := os.MkdirAll(cfgDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -95,10 +107,10 @@ func startPluginWith(t *testing.T, configure func(*deviceplugin.Options)) *env {
 	if err := os.WriteFile(cfgPath, []byte(fourPools), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{tree: tree, kubelet: k, cfgPath: cfgPath, devinfo: &devinfo.Store{Dir: filepath.Join(dir, "devinfo")}, logs: &logBuffer{}}
+	e := &env{tree: tree, kubelet: k, pluginDir: pluginDir, cfgPath: cfgPath, devinfo: &devinfo.Store{Dir: filepath.Join(dir, "devinfo")}, logs: &logBuffer{}}
 	opts := deviceplugin.Options{
 		ConfigFile: cfgPath, SysfsRoot: tree.Root, DevicePluginDir: pluginDir, DevInfoDir: e.devinfo.Dir,
-		PodResourcesSocket: k.PodResourcesSocket, KubeletCheckInterval: 200 * time.Millisecond,
+		PodResourcesSocket: podResources, KubeletCheckInterval: 200 * time.Millisecond,
 		ConfigCheckInterval: 200 * time.Millisecond, ReleaseInterval: 200 * time.Millisecond, ReleaseGrace: 300 * time.Millisecond,
 	}
 	if configure != nil {
@@ -370,6 +382,21 @@ func TestConfigReload(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Error("the removed pool intel.com/intel still serves")
+}
+
+func (e *env) startKubelet(t *testing.T) { e.kubelet = kubelettest.Start(t, e.pluginDir) }
+
+func TestKubeletStartingAfterThePlugin(t *testing.T) {
+	e := startPluginSetup(t, nil, true)
+	time.Sleep(300 * time.Millisecond) // the plugin is up, with nobody to register with
+	e.startKubelet(t)
+	for name, want := range wantPools {
+		p := e.kubelet.WaitPlugin(t, name, 1, 5*time.Second)
+		devs := p.WaitDevices(t, 5*time.Second, func(d []*pluginapi.Device) bool { return len(d) == len(want) })
+		if d := cmp.Diff(want, ids(devs)); d != "" {
+			t.Errorf("%s (-want +got):\n%s", name, d)
+		}
+	}
 }
 
 func must(t *testing.T, err error) {
