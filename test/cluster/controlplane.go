@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -125,10 +126,21 @@ func (c *Cluster) finishControlPlane(ctx context.Context) error {
 	if err := c.bootstrapDefaultNamespace(ctx); err != nil {
 		return err
 	}
-	if _, err := c.start("kube-scheduler", []string{c.bin("kube-scheduler"),
-		"--kubeconfig=" + c.kubeconfigPath(schedulerUser),
-		"--leader-elect=false", "--secure-port=0", "--v=1",
-	}, nil); err != nil {
+	schedArgs := []string{c.bin("kube-scheduler"), "--secure-port=0", "--v=1"}
+	if cfg := c.opts.SchedulerConfig; cfg != "" {
+		if strings.Contains(cfg, "clientConnection:") || strings.Contains(cfg, "leaderElection:") {
+			return fmt.Errorf("SchedulerConfig: leave clientConnection and leaderElection out; Up sets them")
+		}
+		cfg = strings.TrimRight(cfg, "\n") + fmt.Sprintf("\nclientConnection:\n  kubeconfig: %q\nleaderElection:\n  leaderElect: false\n", c.kubeconfigPath(schedulerUser))
+		path := filepath.Join(c.dir, "pki", "scheduler.yaml")
+		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+			return err
+		}
+		schedArgs = append(schedArgs, "--config="+path)
+	} else {
+		schedArgs = append(schedArgs, "--kubeconfig="+c.kubeconfigPath(schedulerUser), "--leader-elect=false")
+	}
+	if _, err := c.start("kube-scheduler", schedArgs, nil); err != nil {
 		return err
 	}
 	ccm := c.kubeconfigPath(controllerUser)

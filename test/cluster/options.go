@@ -56,6 +56,10 @@ type Options struct {
 	// SRIOV, when set, gives every node emulated SR-IOV hardware.
 	SRIOV *SRIOVOptions
 
+	// SchedulerConfig, when set, is kube-scheduler's KubeSchedulerConfiguration (YAML, without
+	// clientConnection and leaderElection, which Up fills), e.g. with a scheduler extender.
+	SchedulerConfig string
+
 	// Users are extra identities the API server knows by static token, e.g. the one a CNI
 	// plugin uses from the nodes; their permissions come from RBAC objects the caller creates.
 	Users []User

@@ -27,6 +27,17 @@ type suiteCluster struct {
 	build *cluster.Build
 }
 
+// secondScheduler is a second profile of the suite's kube-scheduler (TestSchedulerConfig).
+const secondScheduler = "e2e-second-scheduler"
+
+// suiteSchedulerConfig is the suite's KubeSchedulerConfiguration.
+const suiteSchedulerConfig = `apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: default-scheduler
+- schedulerName: ` + secondScheduler + `
+`
+
 // suiteDir is the shared cluster's state directory.
 var suiteDir = filepath.Join(os.TempDir(), "plexus-e2e")
 
@@ -93,7 +104,8 @@ func upSuite() (*suiteCluster, error) {
 		fmt.Fprintf(os.Stderr, "e2e: cmd/%s does not build; its tests skip: %s\n", bin, why)
 	}
 	start := time.Now()
-	opts := cluster.Options{Name: "e2e", Dir: suiteDir, Nodes: 2, NetworkID: 3, SRIOV: &cluster.SRIOVOptions{}}
+	opts := cluster.Options{Name: "e2e", Dir: suiteDir, Nodes: 2, NetworkID: 3, SRIOV: &cluster.SRIOVOptions{},
+		SchedulerConfig: suiteSchedulerConfig}
 	demo.WithPlexus(&opts, build)
 	c, err := cluster.Up(ctx, opts)
 	if err != nil {

@@ -156,3 +156,22 @@ func TestLogsAndExec(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedulerConfig proves Options.SchedulerConfig reaches kube-scheduler: a pod naming the
+// suite configuration's second profile is scheduled.
+func TestSchedulerConfig(t *testing.T) {
+	s := requireSuite(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "e2e-second-scheduler", Namespace: "default"}, Spec: sleeper()}
+	p.Spec.SchedulerName = secondScheduler
+	if _, err := s.Clientset.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.Clientset.CoreV1().Pods("default").Delete(context.Background(), p.Name, metav1.DeleteOptions{})
+	})
+	if _, err := waitRunning(ctx, s.Cluster, 45*time.Second, p.Name); err != nil {
+		t.Fatal(err)
+	}
+}
