@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"sort"
 	"time"
@@ -195,15 +196,26 @@ func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, req
 	if addr, ok := findOwner(all, pool, owner); ok { // held in a borrowed block
 		return addr, nil
 	}
-	if cidr, ok := firstUnclaimed(pool, all); ok {
+	// After a lost race (fresh), spread over the candidates instead of all nodes racing again
+	// for the lowest one; without contention the lowest comes first.
+	if cidrs := unclaimed(pool, all, spreadOver(fresh)); len(cidrs) > 0 {
+		cidr := cidrs[rand.IntN(len(cidrs))]
 		addr, _ := pool.Range.NextUsable(cidr.Addr())
 		return addr, a.claim(ctx, pool, cidr, addr, owner)
 	}
 	sortBlocks(all)
+	var lenders []int
 	for i := range all {
-		if addr, ok := lowestFree(&all[i], pool); ok {
-			return addr, a.put(ctx, &all[i], addr, pool, owner)
+		if _, ok := lowestFree(&all[i], pool); ok {
+			if lenders = append(lenders, i); len(lenders) == spreadOver(fresh) {
+				break
+			}
 		}
+	}
+	if len(lenders) > 0 {
+		b := &all[lenders[rand.IntN(len(lenders))]]
+		addr, _ := lowestFree(b, pool)
+		return addr, a.put(ctx, b, addr, pool, owner)
 	}
 	return netip.Addr{}, &ExhaustedError{Pool: pool.Name, Size: pool.Range.Size().String()}
 }
@@ -447,28 +459,40 @@ func lowestFree(b *v1alpha1.IPBlock, pool Pool) (netip.Addr, bool) {
 	}
 }
 
-// firstUnclaimed is the lowest block holding a usable address of pool that nobody has claimed.
-func firstUnclaimed(pool Pool, blocks []v1alpha1.IPBlock) (netip.Prefix, bool) {
+// spreadOver is how many candidates a choice is spread over: 1 (the lowest) normally, 8 after a
+// lost race.
+func spreadOver(afterRace bool) int {
+	if afterRace {
+		return 8
+	}
+	return 1
+}
+
+// unclaimed returns up to n of the lowest blocks holding a usable address of pool that nobody
+// has claimed.
+func unclaimed(pool Pool, blocks []v1alpha1.IPBlock, n int) []netip.Prefix {
 	claimed := make(map[string]bool, len(blocks))
 	for i := range blocks {
 		claimed[blocks[i].Spec.CIDR] = true
 	}
+	var out []netip.Prefix
 	next := pool.Range.Start()
-	for {
+	for len(out) < n {
 		addr, ok := pool.Range.NextUsable(next)
 		if !ok {
-			return netip.Prefix{}, false
+			break
 		}
 		cidr := ranges.BlockOf(addr, pool.BlockBits())
 		if !claimed[cidr.String()] {
-			return cidr, true
+			out = append(out, cidr)
 		}
-		n, ok := ranges.NextBlock(cidr)
+		nb, ok := ranges.NextBlock(cidr)
 		if !ok {
-			return netip.Prefix{}, false
+			break
 		}
-		next = n.Addr()
+		next = nb.Addr()
 	}
+	return out
 }
 
 func sortBlocks(bs []v1alpha1.IPBlock) {

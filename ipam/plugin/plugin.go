@@ -153,11 +153,10 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 	start := time.Now()
 	allocated := false
 	defer func() {
-		if err != nil && allocated {
-			// Leave nothing half-allocated (dual-stack): release what this call holds.
-			rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer rcancel()
-			_ = c.alloc.Release(logr.NewContext(rctx, c.log), c.cfg.NetworkName, c.owner, 0)
+		if err != nil && allocated && ctx.Err() == nil {
+			// Leave nothing half-allocated (dual-stack), within what is left of the timeout; the
+			// runtime's DEL after a failed ADD covers the rest.
+			_ = c.alloc.Release(ctx, c.cfg.NetworkName, c.owner, 0)
 		}
 		if err != nil {
 			c.log.Error(err, "ADD failed")
