@@ -104,9 +104,17 @@ func (d *devDir) entries(name string) (names []string, ok bool) {
 			break
 		}
 		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+		if n < len(buf)/2 {
+			break // sysfs fills the buffer while entries remain: this was the last batch
+		}
 	}
 	sort.Strings(names)
 	return names, true
+}
+
+// exists reports whether name exists in the device directory.
+func (d *devDir) exists(name string) bool {
+	return unix.Faccessat(d.fd, name, unix.F_OK, 0) == nil
 }
 
 func (d *devDir) firstEntry(name string) string {

@@ -53,7 +53,7 @@ type VF struct {
 	Vendor, Device, Driver string
 	// Class is the PF's (a VF has the class of its PF).
 	Class string
-	// NUMANode is the VF's NUMA node, -1 when unknown.
+	// NUMANode is the VF's NUMA node (its PF's), -1 when unknown.
 	NUMANode int
 	// NetName is the VF's netdev name, "" when it has none (e.g. bound to vfio-pci).
 	NetName string
@@ -162,13 +162,15 @@ func (s *FS) readPF(addr string) (PF, error) {
 	// Every VF of a PF has the PF's vendor and the VF device ID of the PF's SR-IOV capability
 	// (sriov_vf_device); read it once, from the first VF on kernels without that file.
 	vfDevice, _ := d.id("sriov_vf_device")
+	// VFs can have RDMA devices only on an RDMA-capable NIC, whose PF has one.
+	rdmaNIC := d.exists("infiniband")
 	pf.VFs = make([]VF, 0, pf.NumVFs)
 	for i := 0; i < pf.NumVFs; i++ {
 		vfAddr := d.linkBase("virtfn" + strconv.Itoa(i))
 		if vfAddr == "" {
 			continue // the kernel is still creating it; the next discovery sees it
 		}
-		vf, err := s.readVF(&pf, vfAddr, i, vfDevice)
+		vf, err := s.readVF(&pf, vfAddr, i, vfDevice, rdmaNIC)
 		if err != nil {
 			return pf, err
 		}
@@ -178,11 +180,12 @@ func (s *FS) readPF(addr string) (PF, error) {
 	return pf, nil
 }
 
-// readVF reads what differs between the VFs of a PF: driver, NUMA node, netdev, IOMMU group
-// and RDMA devices. Vendor, class and link type are the PF's; device is vfDevice when known.
-func (s *FS) readVF(pf *PF, addr string, index int, vfDevice string) (VF, error) {
+// readVF reads what differs between the VFs of a PF: driver, netdev, IOMMU group and (on an
+// RDMA-capable NIC) RDMA devices. Vendor, class, NUMA node and link type are the PF's (the
+// kernel places a VF on its PF's bus and NUMA node); device is vfDevice when known.
+func (s *FS) readVF(pf *PF, addr string, index int, vfDevice string, rdmaNIC bool) (VF, error) {
 	vf := VF{Address: addr, Index: index, PFAddress: pf.Address, PFName: pf.NetName, Vendor: pf.Vendor,
-		Device: vfDevice, Class: pf.Class, LinkType: pf.LinkType}
+		Device: vfDevice, Class: pf.Class, NUMANode: pf.NUMANode, LinkType: pf.LinkType}
 	d, err := openDevice(s.devicePath(addr))
 	if err != nil {
 		return vf, err
@@ -194,13 +197,14 @@ func (s *FS) readVF(pf *PF, addr string, index int, vfDevice string) (VF, error)
 		}
 	}
 	vf.Driver = d.linkBase("driver")
-	vf.NUMANode = d.numa()
 	vf.NetName = d.firstEntry("net")
 	if vf.Driver == VFIODriver {
 		vf.VFIOGroup = d.linkBase("iommu_group")
 	}
-	if verbs, ok := d.entries("infiniband_verbs"); ok {
-		vf.RDMA, vf.RDMADevices = true, verbs
+	if rdmaNIC {
+		if verbs, ok := d.entries("infiniband_verbs"); ok {
+			vf.RDMA, vf.RDMADevices = true, verbs
+		}
 	}
 	return vf, nil
 }

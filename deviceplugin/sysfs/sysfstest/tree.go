@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -48,9 +49,8 @@ type VF struct {
 	IfName string
 	// VFIOGroup is the IOMMU group (the N of /dev/vfio/N), written when Driver is vfio-pci.
 	VFIOGroup int
-	// NUMANode overrides the PF's NUMA node when not nil.
-	NUMANode *int
-	// RDMA adds infiniband/ and infiniband_verbs/uverbs<N> (N = VF index).
+	// RDMA adds infiniband/ and infiniband_verbs/uverbs<N> (N = VF index), and infiniband/ to
+	// the PF.
 	RDMA bool
 	// NetdevTarget as for PF.
 	NetdevTarget string
@@ -114,6 +114,12 @@ func (t *Tree) AddPF(pf PF) error {
 			return err
 		}
 	}
+	if slices.ContainsFunc(pf.VFs, func(vf VF) bool { return vf.RDMA }) {
+		// An RDMA-capable NIC's PF has its own RDMA device too.
+		if err := os.MkdirAll(filepath.Join(d, "infiniband", "mlx5_pf"), 0o755); err != nil {
+			return err
+		}
+	}
 	stored := pf
 	stored.VFs = append([]VF(nil), pf.VFs...)
 	t.pfs[pf.Address] = &stored
@@ -152,11 +158,8 @@ func (t *Tree) writeVF(pf *PF, index int, vf VF) error {
 	if driver == "" {
 		driver = pf.VFDriver
 	}
-	numa := pf.NUMANode
-	if vf.NUMANode != nil {
-		numa = *vf.NUMANode
-	}
-	if err := t.writeDevice(vf.Address, pf.Vendor, pf.VFDevice, pf.Class, driver, numa); err != nil {
+	// A VF sits on its PF's NUMA node, as the kernel reports it.
+	if err := t.writeDevice(vf.Address, pf.Vendor, pf.VFDevice, pf.Class, driver, pf.NUMANode); err != nil {
 		return err
 	}
 	d := t.dev(vf.Address)
