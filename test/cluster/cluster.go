@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -244,16 +245,29 @@ func clusterPIDs(s *state) []int {
 		}
 	}
 	if len(s.MountNS) > 0 {
-		mnts := map[uint64]bool{}
+		// A namespace's inode number is reused once the namespace is gone: a recorded number
+		// names the node's namespace only while a recorded process (holder, containerd, kubelet)
+		// lives in it, or for containerd's shims, which nothing else runs.
+		recorded := map[uint64]bool{}
 		for _, m := range s.MountNS {
-			mnts[m] = true
+			recorded[m] = true
+		}
+		confirmed := map[uint64]bool{}
+		for pid := range seen {
+			if ino, err := nsInode(pid, "mnt"); err == nil && recorded[ino] {
+				confirmed[ino] = true
+			}
 		}
 		self := os.Getpid()
 		for _, pid := range allPIDs() {
 			if pid == self || !alive(pid) {
 				continue
 			}
-			if ino, err := nsInode(pid, "mnt"); err == nil && mnts[ino] {
+			ino, err := nsInode(pid, "mnt")
+			if err != nil || !recorded[ino] {
+				continue
+			}
+			if confirmed[ino] || isShim(pid) {
 				seen[pid] = true
 			}
 		}
@@ -289,4 +303,10 @@ func checkNotInUse(dir string) error {
 		return fmt.Errorf("the cluster in %s is in use by process %d, which brought it up; stop it, or choose another directory (and name and network ID)", dir, s.Owner.PID)
 	}
 	return nil
+}
+
+// isShim says whether pid runs a containerd shim.
+func isShim(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return err == nil && strings.HasPrefix(string(b), "containerd-shim")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -139,7 +140,7 @@ func (c *Cluster) startNode(ctx context.Context, n *Node, archive string) error 
 		return err
 	}
 	sock := n.HostPath(containerdSocket)
-	if err := waitFile(ctx, sock, 30*time.Second); err != nil {
+	if err := waitSocket(ctx, sock, 30*time.Second); err != nil {
 		return fmt.Errorf("containerd did not start (see %s): %w", c.logPath(n.Name+"-containerd"), err)
 	}
 	return importImages(ctx, sock, archive)
@@ -311,6 +312,24 @@ func waitFile(ctx context.Context, p string, timeout time.Duration) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s: %w", p, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// waitSocket waits until the unix socket p accepts a connection.
+func waitSocket(ctx context.Context, p string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var d net.Dialer
+	for {
+		conn, err := d.DialContext(ctx, "unix", p)
+		if err == nil {
+			return conn.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to accept connections: %w (last: %v)", p, ctx.Err(), err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -68,15 +68,21 @@ func runMain(m *testing.M) int {
 	return code
 }
 
-// requireSuite skips t outside `make e2e` and returns the shared cluster, bringing it up on
-// first use: 2 nodes with emulated SR-IOV, an image per Plexus command, the CNI binaries and
-// plexus-ipam's kubeconfig on every node (demo.WithPlexus).
-func requireSuite(t *testing.T) *suiteCluster {
+// requireE2E skips t outside `make e2e`.
+func requireE2E(t *testing.T) {
 	t.Helper()
 	requireRoot(t)
 	if !e2eEnabled() {
 		t.Skip("part of the e2e suite: run `make e2e` (PLEXUS_E2E=1)")
 	}
+}
+
+// requireSuite skips t outside `make e2e` and returns the shared cluster, bringing it up on
+// first use: 2 nodes with emulated SR-IOV, an image per Plexus command, the CNI binaries and
+// plexus-ipam's kubeconfig on every node (demo.WithPlexus).
+func requireSuite(t *testing.T) *suiteCluster {
+	t.Helper()
+	requireE2E(t)
 	suite.once.Do(func() { suite.c, suite.err = upSuite() })
 	if suite.err != nil {
 		t.Fatalf("the e2e cluster: %v", suite.err)

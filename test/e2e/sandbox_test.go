@@ -18,7 +18,7 @@ import (
 // TestDemo runs what `make demo DEMO_EXIT=1` runs, on its own cluster: build, up with emulated
 // SR-IOV, install the components that exist, apply docs/examples, check, down.
 func TestDemo(t *testing.T) {
-	requireSuite(t)
+	requireE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	dir := filepath.Join(os.TempDir(), "plexus-e2e-demo")
@@ -40,7 +40,7 @@ func TestDemo(t *testing.T) {
 // TestDownAfterCrash kills `plexus-sandbox up` while it brings a node up, then tears the
 // cluster down from this process, which never saw it: nothing may be left on the host.
 func TestDownAfterCrash(t *testing.T) {
-	requireSuite(t)
+	requireE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	repo, err := moduleRoot()
