@@ -155,6 +155,14 @@ func (o *Options) setDefaults() error {
 	return nil
 }
 
+// StateDir is the state directory these options give, defaults applied.
+func (o Options) StateDir() (string, error) {
+	if err := o.setDefaults(); err != nil {
+		return "", err
+	}
+	return o.Dir, nil
+}
+
 // DefaultDir is the state directory of the cluster called name: <cache>/sandbox/<name>.
 func DefaultDir(cache, name string) string {
 	return filepath.Join(cache, "sandbox", name)

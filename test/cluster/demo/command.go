@@ -62,21 +62,9 @@ func Main(ctx context.Context, args []string, out io.Writer) int {
 }
 
 func down(ctx context.Context, opts cluster.Options) error {
-	dir := opts.Dir
-	if dir == "" {
-		name := opts.Name
-		if name == "" {
-			name = "plexus"
-		}
-		cache := os.Getenv("PLEXUS_CACHE")
-		if cache == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return err
-			}
-			cache = home + "/.cache/plexus"
-		}
-		dir = cluster.DefaultDir(cache, name)
+	dir, err := opts.StateDir()
+	if err != nil {
+		return err
 	}
 	return cluster.Down(ctx, dir)
 }
