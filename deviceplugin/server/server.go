@@ -95,9 +95,10 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	s.grpc = gs
 	s.mu.Unlock()
+	log := s.log
 	go func() {
 		if err := gs.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			s.log.Error(err, "device plugin server stopped")
+			log.Error(err, "device plugin server stopped")
 		}
 	}()
 	return s.Register(ctx)
