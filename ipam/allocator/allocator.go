@@ -43,8 +43,19 @@ func (e *TakenError) Error() string {
 		e.Addr, e.Holder.PodNamespace, e.Holder.PodName, e.Holder.ContainerID, e.Holder.IfName)
 }
 
-// errRetry marks a lost race: the attempt is repeated on fresh data.
+// errRetry marks a lost race: the attempt is repeated on fresh data, spreading its choice.
 var errRetry = errors.New("lost a race, retrying")
+
+// errStale marks cached data that must be confirmed: the attempt is repeated on fresh data.
+var errStale = errors.New("cached data needs confirming")
+
+// attempt tells a try what the previous tries met.
+type attempt struct {
+	// fresh: read from the API server, not from the cache.
+	fresh bool
+	// afterRace: an earlier try lost a race; spread choices instead of taking the lowest.
+	afterRace bool
+}
 
 // Options configure an Allocator.
 type Options struct {
@@ -88,11 +99,9 @@ func (a *Allocator) Allocate(ctx context.Context, pool Pool, owner Owner, reques
 	}
 	defer unlock()
 	var addr netip.Addr
-	fresh := false
-	err = a.retry(ctx, func() error {
+	err = a.retry(ctx, func(at attempt) error {
 		var err error
-		addr, err = a.tryAllocate(ctx, pool, owner, requested, fresh)
-		fresh = true
+		addr, err = a.tryAllocate(ctx, pool, owner, requested, at)
 		return err
 	})
 	return addr, err
@@ -107,25 +116,23 @@ func (a *Allocator) Release(ctx context.Context, network string, owner Owner, st
 		return fmt.Errorf("taking the node lock for network %q: %w", network, err)
 	}
 	defer unlock()
-	fresh := false
-	return a.retry(ctx, func() error {
-		err := a.tryRelease(ctx, network, owner, stickyTTL, fresh)
-		fresh = true
-		return err
-	})
+	return a.retry(ctx, func(at attempt) error { return a.tryRelease(ctx, network, owner, stickyTTL, at.fresh) })
 }
 
 // retry repeats fn after lost races (immediately) and while the API server is unavailable (with
 // backoff), until ctx is done.
-func (a *Allocator) retry(ctx context.Context, fn func() error) error {
+func (a *Allocator) retry(ctx context.Context, fn func(attempt) error) error {
 	backoff := 50 * time.Millisecond
 	races := 0
+	var at attempt
 	for {
-		err := fn()
+		err := fn(at)
+		at.fresh = true
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, errRetry):
+		case errors.Is(err, errStale), errors.Is(err, errRetry):
+			at.afterRace = at.afterRace || errors.Is(err, errRetry)
 			races++
 			if races >= a.opts.MaxAttempts {
 				return fmt.Errorf("gave up after %d lost races with other writers: %w", races, ErrConflict)
@@ -146,15 +153,15 @@ func (a *Allocator) retry(ctx context.Context, fn func() error) error {
 	}
 }
 
-func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, requested netip.Addr, fresh bool) (netip.Addr, error) {
+func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, requested netip.Addr, at attempt) (netip.Addr, error) {
 	netKey := NetworkKey(pool.Network)
-	own, err := a.ownBlocks(ctx, netKey, fresh)
+	own, err := a.ownBlocks(ctx, netKey, at.fresh)
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	if addr, ok := findOwner(own, pool, owner); ok {
-		if !fresh {
-			return netip.Addr{}, errRetry // confirm on fresh data before answering
+		if !at.fresh {
+			return netip.Addr{}, errStale // confirm on fresh data before answering
 		}
 		return addr, nil
 	}
@@ -195,9 +202,9 @@ func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, req
 	if addr, ok := findOwner(all, pool, owner); ok { // held in a borrowed block
 		return addr, nil
 	}
-	// After a lost race (fresh), spread over the candidates instead of all nodes racing again
-	// for the lowest one; without contention the lowest comes first.
-	if cidrs := unclaimed(pool, all, spreadOver(fresh)); len(cidrs) > 0 {
+	// After a lost race, spread over the candidates instead of all nodes racing again for the
+	// lowest one; without contention the lowest comes first.
+	if cidrs := unclaimed(pool, all, spreadOver(at.afterRace)); len(cidrs) > 0 {
 		cidr := cidrs[rand.IntN(len(cidrs))]
 		addr, _ := pool.Range.NextUsable(cidr.Addr())
 		return addr, a.claim(ctx, pool, cidr, addr, owner)
@@ -206,7 +213,7 @@ func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, req
 	var lenders []int
 	for i := range all {
 		if _, ok := lowestFree(&all[i], pool); ok {
-			if lenders = append(lenders, i); len(lenders) == spreadOver(fresh) {
+			if lenders = append(lenders, i); len(lenders) == spreadOver(at.afterRace) {
 				break
 			}
 		}
