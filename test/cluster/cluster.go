@@ -73,14 +73,25 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := checkBinaries(opts.BinDir, need...); err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	// Two Ups on one directory: the second waits for the first to record itself as the owner,
+	// then refuses.
+	unlock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if unlock != nil {
+			unlock()
+		}
+	}()
 	if err := checkNotInUse(opts.Dir); err != nil {
 		return nil, err
 	}
 	if err := Down(ctx, opts.Dir); err != nil {
 		return nil, fmt.Errorf("tearing down the cluster left in %s: %w", opts.Dir, err)
-	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
-		return nil, err
 	}
 	c := &Cluster{
 		Kubeconfig: filepath.Join(opts.Dir, "kubeconfig"),
@@ -94,6 +105,8 @@ func Up(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := c.state.record(func(s *state) { s.Owner = &process{Name: "owner", PID: self, StartTime: st} }); err != nil {
 		return nil, err
 	}
+	unlock()
+	unlock = nil
 	defer func() {
 		if err != nil {
 			log.Info("Up failed; tearing down", "error", err.Error(), "logs", filepath.Join(opts.Dir, "logs"))
@@ -309,4 +322,20 @@ func checkNotInUse(dir string) error {
 func isShim(pid int) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	return err == nil && strings.HasPrefix(string(b), "containerd-shim")
+}
+
+// lockDir takes an exclusive flock on dir, waiting for it, and returns its release.
+func lockDir(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
