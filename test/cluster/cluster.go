@@ -196,11 +196,8 @@ func Down(ctx context.Context, dir string) error {
 			errs = append(errs, err)
 		}
 	}
-	for i := len(s.HostDirs) - 1; i >= 0; i-- {
-		// EBUSY: another cluster's node has a bind mount there; it removes the directory.
-		if err := os.Remove(s.HostDirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.ENOTEMPTY) {
-			errs = append(errs, fmt.Errorf("removing the mount point %s that Up created: %w", s.HostDirs[i], err))
-		}
+	if err := removeHostDirs(s.HostDirs); err != nil {
+		errs = append(errs, err)
 	}
 	if err := restoreSysctls(s.Sysctls); err != nil {
 		errs = append(errs, err)
@@ -304,6 +301,10 @@ func linkExists(name string) bool {
 	return err == nil
 }
 
+// ErrInUse is wrapped by Up's errors that mean another cluster holds what this one needs (its
+// directory, name or network ID): another choice may succeed.
+var ErrInUse = errors.New("in use by another cluster")
+
 // checkNotInUse fails when dir holds a cluster whose owner (the process that ran Up) still
 // runs, so that a second test run or demo never tears down a cluster in use. A cluster left by
 // `plexus-sandbox up`, whose owner exits at once, or by a crashed process, is not in use.
@@ -313,7 +314,7 @@ func checkNotInUse(dir string) error {
 		return err
 	}
 	if st, err := startTime(s.Owner.PID); err == nil && st == s.Owner.StartTime && alive(s.Owner.PID) {
-		return fmt.Errorf("the cluster in %s is in use by process %d, which brought it up; stop it, or choose another directory (and name and network ID)", dir, s.Owner.PID)
+		return fmt.Errorf("the cluster in %s is %w: process %d, which brought it up, still runs; stop it, or choose another directory (and name and network ID)", dir, ErrInUse, s.Owner.PID)
 	}
 	return nil
 }

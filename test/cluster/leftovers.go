@@ -61,10 +61,12 @@ func Leftovers(name, dir string, hostDirs []string, pids []int) []string {
 			}
 		}
 	}
+	mounted := mountPointsAnywhere()
 	for _, d := range hostDirs {
-		if _, err := os.Stat(d); err == nil {
-			out = append(out, "directory "+d)
+		if _, err := os.Stat(d); err != nil || inUse(d, mounted) {
+			continue // gone, or still another cluster's mount point (its Down removes it)
 		}
+		out = append(out, "directory "+d)
 	}
 	self := os.Getpid()
 	seen := map[int]bool{}
@@ -101,4 +103,14 @@ func PIDsIn(dir string) ([]int, error) {
 		return nil, err
 	}
 	return clusterPIDs(s), nil
+}
+
+// inUse says whether d or a directory below it is a mount point in some mount namespace.
+func inUse(d string, mounted map[string]bool) bool {
+	for m := range mounted {
+		if m == d || strings.HasPrefix(m, d+"/") {
+			return true
+		}
+	}
+	return false
 }

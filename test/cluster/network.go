@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 )
@@ -16,7 +18,10 @@ func (c *Cluster) createHostNetwork(ctx context.Context) error {
 	br := c.bridgeName()
 	// Checked before recording: Down must never remove another cluster's bridge.
 	if linkExists(br) {
-		return fmt.Errorf("the host already has a link %s: another cluster named %s runs (tear it down, or choose another name and network ID)", br, c.opts.Name)
+		return fmt.Errorf("the host already has a link %s: %w named %s (tear it down, or choose another name and network ID)", br, ErrInUse, c.opts.Name)
+	}
+	if hostHasAddress(c.addr.BridgeIP()) {
+		return fmt.Errorf("the host already has the address %s: network ID %d is %w", c.addr.BridgeIP(), c.opts.NetworkID, ErrInUse)
 	}
 	if err := c.state.record(func(s *state) { s.Links = append(s.Links, br) }); err != nil {
 		return err
@@ -43,10 +48,10 @@ func (c *Cluster) vethName(n *Node) string { return fmt.Sprintf("%s-n%d", c.opts
 func (c *Cluster) createNodeNetwork(ctx context.Context, n *Node) error {
 	veth := c.vethName(n)
 	if linkExists(veth) {
-		return fmt.Errorf("the host already has a link %s: another cluster named %s runs", veth, c.opts.Name)
+		return fmt.Errorf("the host already has a link %s: %w named %s", veth, ErrInUse, c.opts.Name)
 	}
 	if _, err := os.Stat(filepath.Join("/run/netns", n.Name)); err == nil {
-		return fmt.Errorf("network namespace %s exists: another cluster named %s runs", n.Name, c.opts.Name)
+		return fmt.Errorf("network namespace %s exists: %w named %s", n.Name, ErrInUse, c.opts.Name)
 	}
 	if err := c.state.record(func(s *state) {
 		s.NetNS = append(s.NetNS, n.Name)
@@ -83,4 +88,18 @@ func (c *Cluster) createNodeNetwork(ctx context.Context, n *Node) error {
 		}
 	}
 	return nil
+}
+
+// hostHasAddress says whether an interface of the host has ip.
+func hostHasAddress(ip netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr() == ip {
+			return true
+		}
+	}
+	return false
 }

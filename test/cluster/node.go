@@ -2,9 +2,7 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -85,7 +83,13 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 	if err := c.saveSysctls(); err != nil {
 		return err
 	}
-	// Mount points on the host are created once, before the nodes race for them.
+	// Mount points on the host are created once, before the nodes race for them, and no other
+	// cluster's Down may remove them until the nodes have mounted over them.
+	unlock, err := lockHostDirs()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	for _, p := range nodeBinds {
 		if err := c.mkdirHost(p); err != nil {
 			return err
@@ -115,7 +119,7 @@ func (c *Cluster) startNode(ctx context.Context, n *Node, archive string) error 
 		return err
 	}
 	if cgroupExists(n.Name) {
-		return fmt.Errorf("cgroup %s exists: another cluster named %s runs", n.Name, c.opts.Name)
+		return fmt.Errorf("cgroup %s exists: %w named %s", n.Name, ErrInUse, c.opts.Name)
 	}
 	if err := c.state.record(func(s *state) { s.Cgroups = append(s.Cgroups, n.Name) }); err != nil {
 		return err
@@ -204,29 +208,6 @@ func (c *Cluster) startHolder(ctx context.Context, n *Node) error {
 		return err
 	}
 	return c.state.record(func(s *state) { s.MountNS = append(s.MountNS, ino) })
-}
-
-// mkdirHost creates the mount point p on the host if it is missing, recording each directory
-// it creates so that Down removes them.
-func (c *Cluster) mkdirHost(p string) error {
-	var missing []string
-	for d := p; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		missing = append([]string{d}, missing...)
-	}
-	for _, d := range missing {
-		if err := c.state.record(func(s *state) { s.HostDirs = append(s.HostDirs, d) }); err != nil {
-			return err
-		}
-		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-	}
-	return nil
 }
 
 // waitNodesReady waits until every node reports Ready and has lost the not-ready taint (which

@@ -3,7 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	osexec "os/exec"
 	"path/filepath"
 	"strings"
@@ -100,4 +102,25 @@ func checkNoLeftovers(t *testing.T, name, dir string, hostDirs []string, pids []
 func hostRun(ctx context.Context, name string, args ...string) (string, error) {
 	out, err := osexec.CommandContext(ctx, name, args...).CombinedOutput()
 	return string(out), err
+}
+
+// upFree brings up a cluster named <base><id> with state in $TMPDIR/plexus-<base><id>, with
+// the first network ID of ids that no other cluster holds: another run of these tests on the
+// machine may hold the others.
+func upFree(ctx context.Context, base string, ids []int, opts cluster.Options) (*cluster.Cluster, cluster.Options, error) {
+	var errs []error
+	for _, id := range ids {
+		opts.Name = fmt.Sprintf("%s%d", base, id)
+		opts.Dir = filepath.Join(os.TempDir(), "plexus-"+opts.Name)
+		opts.NetworkID = id
+		c, err := cluster.Up(ctx, opts)
+		if err == nil {
+			return c, opts, nil
+		}
+		if !errors.Is(err, cluster.ErrInUse) {
+			return nil, opts, err
+		}
+		errs = append(errs, err)
+	}
+	return nil, opts, fmt.Errorf("every network ID of %v is in use: %w", ids, errors.Join(errs...))
 }

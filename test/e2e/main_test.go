@@ -25,6 +25,7 @@ var suite struct {
 type suiteCluster struct {
 	*cluster.Cluster
 	build *cluster.Build
+	opts  cluster.Options
 }
 
 // secondScheduler is a second profile of the suite's kube-scheduler (TestSchedulerConfig).
@@ -37,9 +38,6 @@ profiles:
 - schedulerName: default-scheduler
 - schedulerName: ` + secondScheduler + `
 `
-
-// suiteDir is the shared cluster's state directory.
-var suiteDir = filepath.Join(os.TempDir(), "plexus-e2e")
 
 // e2eEnabled says whether the whole suite runs (`make e2e`), not only TestSmoke.
 func e2eEnabled() bool { return os.Getenv("PLEXUS_E2E") == "1" }
@@ -61,7 +59,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	fmt.Printf("e2e: down in %.1f s\n", time.Since(start).Seconds())
-	if left := cluster.Leftovers("e2e", suiteDir, hostDirs, pids); len(left) > 0 {
+	if left := cluster.Leftovers(c.opts.Name, c.opts.Dir, hostDirs, pids); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "e2e: after down the host still has: %v\n", left)
 		return 1
 	}
@@ -110,15 +108,14 @@ func upSuite() (*suiteCluster, error) {
 		fmt.Fprintf(os.Stderr, "e2e: cmd/%s does not build; its tests skip: %s\n", bin, why)
 	}
 	start := time.Now()
-	opts := cluster.Options{Name: "e2e", Dir: suiteDir, Nodes: 2, NetworkID: 3, SRIOV: &cluster.SRIOVOptions{},
-		SchedulerConfig: suiteSchedulerConfig}
+	opts := cluster.Options{Nodes: 2, SRIOV: &cluster.SRIOVOptions{}, SchedulerConfig: suiteSchedulerConfig}
 	demo.WithPlexus(&opts, build)
-	c, err := cluster.Up(ctx, opts)
+	c, opts, err := upFree(ctx, "e2e", []int{3, 8, 9}, opts)
 	if err != nil {
 		return nil, err
 	}
 	fmt.Printf("e2e: cluster up with %d nodes in %.1f s (kubeconfig %s)\n", len(c.Nodes), time.Since(start).Seconds(), c.Kubeconfig)
-	return &suiteCluster{Cluster: c, build: build}, nil
+	return &suiteCluster{Cluster: c, build: build, opts: opts}, nil
 }
 
 func moduleRoot() (string, error) {

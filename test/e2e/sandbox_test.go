@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,10 +23,18 @@ func TestDemo(t *testing.T) {
 	requireE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	dir := filepath.Join(os.TempDir(), "plexus-e2e-demo")
 	var out bytes.Buffer
-	opts := demo.Options{Cluster: cluster.Options{Name: "demo", Dir: dir, NetworkID: 4}, Exit: true, Out: &out}
-	err := demo.Run(ctx, opts)
+	var opts demo.Options
+	var err error
+	// Another run of these tests may hold a network ID: take the next.
+	for _, id := range []int{4, 10, 11} {
+		name := fmt.Sprintf("demo%d", id)
+		out.Reset()
+		opts = demo.Options{Cluster: cluster.Options{Name: name, Dir: filepath.Join(os.TempDir(), "plexus-"+name), NetworkID: id}, Exit: true, Out: &out}
+		if err = demo.Run(ctx, opts); !errors.Is(err, cluster.ErrInUse) {
+			break
+		}
+	}
 	t.Logf("demo output:\n%s", out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +44,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the demo's report lacks %q", want)
 		}
 	}
-	checkNoLeftovers(t, "demo", dir, nil, nil)
+	checkNoLeftovers(t, opts.Cluster.Name, opts.Cluster.Dir, nil, nil)
 }
 
 // TestDownAfterCrash kills `plexus-sandbox up` while it brings a node up, then tears the

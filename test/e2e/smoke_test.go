@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,15 +18,13 @@ func TestSmoke(t *testing.T) {
 	requireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	dir := filepath.Join(os.TempDir(), "plexus-smoke")
-	opts := cluster.Options{Name: "smoke", Dir: dir, Nodes: 2, NetworkID: 1}
-
 	sysctls := cluster.KubeletSysctls()
 	start := time.Now()
-	c, err := cluster.Up(ctx, opts)
+	c, opts, err := upFree(ctx, "smoke", []int{1, 6, 7}, cluster.Options{Nodes: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := opts.Dir
 	up := time.Since(start)
 	downed := false
 	t.Cleanup(func() {
