@@ -39,8 +39,14 @@ type TakenError struct {
 }
 
 func (e *TakenError) Error() string {
-	return fmt.Sprintf("requested address %s is already allocated to pod %s/%s (container %s, interface %s): ask for a free address or none",
-		e.Addr, e.Holder.PodNamespace, e.Holder.PodName, e.Holder.ContainerID, e.Holder.IfName)
+	holder := fmt.Sprintf("container %s, interface %s", e.Holder.ContainerID, e.Holder.IfName)
+	if e.Holder.ReservedUntil != nil {
+		holder = "a sticky reservation until " + e.Holder.ReservedUntil.UTC().Format(time.RFC3339)
+	}
+	if e.Holder.PodName != "" {
+		holder = fmt.Sprintf("pod %s/%s (%s)", e.Holder.PodNamespace, e.Holder.PodName, holder)
+	}
+	return fmt.Sprintf("requested address %s is already allocated to %s: ask for a free address or none", e.Addr, holder)
 }
 
 // errRetry marks a lost race: the attempt is repeated on fresh data, spreading its choice.

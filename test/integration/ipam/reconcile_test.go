@@ -50,16 +50,17 @@ func (e *env) addFor(ctx context.Context, t *testing.T, p *corev1.Pod, container
 	return addrOf(t, r)
 }
 
-// waitFreed polls until addr is no longer allocated, within reclaimBound.
-func waitFreed(ctx context.Context, t *testing.T, e *env, addr netip.Addr, since time.Time) time.Duration {
+// waitFreed polls until the sandbox no longer holds addr, within reclaimBound. (The address
+// itself may be handed to another pod right away.)
+func waitFreed(ctx context.Context, t *testing.T, e *env, addr netip.Addr, sandbox string, since time.Time) time.Duration {
 	t.Helper()
 	for time.Since(since) < reclaimBound {
-		if _, held := allocations(ctx, t, e.cp.Client)[addr]; !held {
+		if al, held := allocations(ctx, t, e.cp.Client)[addr]; !held || al.ContainerID != sandbox {
 			return time.Since(since)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Fatalf("%s still allocated %s after its pod went away", addr, reclaimBound)
+	t.Fatalf("%s still allocated to %s %s after its pod went away", addr, sandbox, reclaimBound)
 	return 0
 }
 
@@ -98,9 +99,9 @@ func TestReconcilerFreesLeaksNeverLivePods(t *testing.T) {
 	}
 	e.deletePod(ctx, t, lost)
 
-	t.Logf("pod gone: %s freed after %s", goneAddr, waitFreed(ctx, t, e, goneAddr, begin).Round(time.Millisecond))
-	t.Logf("StatefulSet pod re-created (new UID): old %s freed after %s", oldWebAddr, waitFreed(ctx, t, e, oldWebAddr, begin).Round(time.Millisecond))
-	t.Logf("node gone: %s freed after %s", lostAddr, waitFreed(ctx, t, e, lostAddr, begin).Round(time.Millisecond))
+	t.Logf("pod gone: %s freed after %s", goneAddr, waitFreed(ctx, t, e, goneAddr, "sandbox-gone", begin).Round(time.Millisecond))
+	t.Logf("StatefulSet pod re-created (new UID): old %s freed after %s", oldWebAddr, waitFreed(ctx, t, e, oldWebAddr, "sandbox-web0-old", begin).Round(time.Millisecond))
+	t.Logf("node gone: %s freed after %s", lostAddr, waitFreed(ctx, t, e, lostAddr, "sandbox-lost", begin).Round(time.Millisecond))
 	for time.Since(begin) < reclaimBound {
 		blocks := blocks2(ctx, t, e)
 		onB := 0
@@ -192,7 +193,7 @@ func TestStickyStatefulSetAddress(t *testing.T) {
 	}
 	begin := time.Now()
 	e.deletePod(ctx, t, db1)
-	t.Logf("expired reservation of db-1 (%s) freed after %s", addr1, waitFreed(ctx, t, e, addr1, begin).Round(time.Millisecond))
+	t.Logf("expired reservation of db-1 (%s) freed after %s", addr1, waitFreed(ctx, t, e, addr1, "", begin).Round(time.Millisecond))
 }
 
 var _ = types.UID("")
