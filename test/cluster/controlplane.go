@@ -111,19 +111,11 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	return nil
 }
 
-// finishControlPlane waits for kube-apiserver to be ready, installs the CRDs, then starts
-// kube-scheduler and kube-controller-manager.
+// finishControlPlane waits for kube-apiserver to be ready, starts kube-scheduler and
+// kube-controller-manager, then installs the CRDs.
 func (c *Cluster) finishControlPlane(ctx context.Context) error {
 	p := c.pki
 	if err := c.waitAPIServer(ctx); err != nil {
-		return err
-	}
-	if len(c.opts.CRDDirs) > 0 {
-		if err := installCRDs(ctx, c.Config, c.opts.CRDDirs); err != nil {
-			return fmt.Errorf("installing the CRDs of %v: %w", c.opts.CRDDirs, err)
-		}
-	}
-	if err := c.bootstrapDefaultNamespace(ctx); err != nil {
 		return err
 	}
 	schedArgs := []string{c.bin("kube-scheduler"), "--secure-port=0", "--v=1"}
@@ -154,6 +146,16 @@ func (c *Cluster) finishControlPlane(ctx context.Context) error {
 		"--node-monitor-grace-period=20s", "--node-monitor-period=1s",
 		"--v=1",
 	}, nil); err != nil {
+		return err
+	}
+	// CRDs and the default namespace's objects go in while the scheduler and the controller
+	// manager start.
+	if len(c.opts.CRDDirs) > 0 {
+		if err := installCRDs(ctx, c.Config, c.opts.CRDDirs); err != nil {
+			return fmt.Errorf("installing the CRDs of %v: %w", c.opts.CRDDirs, err)
+		}
+	}
+	if err := c.bootstrapDefaultNamespace(ctx); err != nil {
 		return err
 	}
 	return nil
