@@ -1,0 +1,87 @@
+package plugin
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+
+	"github.com/plexus-project/plexus/ipam/allocator"
+	fake "github.com/plexus-project/plexus/ipam/allocator/testing"
+)
+
+// fakeHost is a Host over an in-memory store, with no flat file and a fixed host name.
+func fakeHost(s *fake.Store) Host {
+	locker := &fake.Locker{}
+	return Host{
+		Getenv:    func(string) string { return "" },
+		Hostname:  func() (string, error) { return "host-1", nil },
+		ReadFile:  func(string) ([]byte, error) { return nil, os.ErrNotExist },
+		NewStore:  func(string, time.Duration) (allocator.Store, error) { return s, nil },
+		NewLocker: func(string) allocator.Locker { return locker },
+	}
+}
+
+func args(id, conf string) *skel.CmdArgs {
+	return &skel.CmdArgs{ContainerID: id, IfName: "net1", Netns: "/x", Args: "K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p;K8S_POD_UID=u", StdinData: []byte(conf)}
+}
+
+func TestCommands(t *testing.T) {
+	const conf = `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"plexus-ipam","ipRanges":[{"range":"10.0.0.0/24"},{"range":"fd00::/127"}],"timeout":"1s"}}`
+	s := fake.NewStore()
+	p := New(fakeHost(s))
+	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	stdout := os.Stdout
+	os.Stdout = devnull // Add prints its result
+	defer func() { os.Stdout = stdout }()
+
+	if err := p.Add(args("c1", conf)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(args("c1", conf)); err != nil {
+		t.Fatalf("CHECK: %v", err)
+	}
+	blocks := s.Blocks()
+	if len(blocks) != 2 || blocks[0].Spec.Node != "host-1" {
+		t.Fatalf("want one block per family on node host-1 (the host name), got %+v", blocks)
+	}
+	if err := p.Add(args("c2", conf)); err != nil {
+		t.Fatal(err)
+	}
+	// Both IPv6 addresses are taken: the third ADD gets an IPv4 address, fails on IPv6 and gives
+	// the IPv4 address back (nothing half-allocated).
+	err := p.Add(args("c3", conf))
+	if err == nil {
+		t.Fatal("ADD into a full /127 succeeded")
+	}
+	for _, b := range s.Blocks() {
+		for _, al := range b.Spec.Allocations {
+			if al.ContainerID == "c3" {
+				t.Fatalf("a failed ADD left %+v behind", al)
+			}
+		}
+	}
+	for _, id := range []string{"c1", "c2", "never"} {
+		if err := p.Del(args(id, conf)); err != nil {
+			t.Fatalf("DEL %s: %v", id, err)
+		}
+	}
+	if n := len(s.Blocks()); n != 0 {
+		t.Fatalf("%d blocks left after DEL", n)
+	}
+
+	var cniErr *types.Error
+	if err := p.Add(args("c4", `{"cniVersion":"1.0.0","name":"n","ipam":{"range":"nonsense"}}`)); !errors.As(err, &cniErr) || cniErr.Code != types.ErrDecodingFailure {
+		t.Fatalf("bad config: want a decoding error, got %v", err)
+	}
+	s.Unavailable = true
+	if err := p.Add(args("c5", conf)); !errors.As(err, &cniErr) || cniErr.Code != types.ErrTryAgainLater {
+		t.Fatalf("API down: want error 11, got %v", err)
+	}
+	if err := p.Del(args("c5", conf)); !errors.As(err, &cniErr) || cniErr.Code != types.ErrTryAgainLater {
+		t.Fatalf("API down: DEL must not report success, got %v", err)
+	}
+}
