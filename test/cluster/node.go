@@ -172,10 +172,10 @@ func (c *Cluster) startKubelet(n *Node) error {
 }
 
 // startHolder starts the process that owns the node's mount namespace: in the node's network
-// namespace, a UTS namespace whose host name is the node's, a private mount namespace with the node's directories bind-mounted, a sysfs that
-// shows the node's interfaces, and the host's cgroup hierarchies mounted back on top. It is
-// nsenter --net + unshare --mount, not `ip netns exec`, which mounts a fresh sysfs and so loses
-// /sys/fs/cgroup.
+// namespace, a UTS namespace whose host name is the node's, a private mount namespace with
+// the node's directories bind-mounted, a sysfs that shows the node's interfaces, and the
+// host's cgroup hierarchies mounted back on top. It is nsenter --net + unshare --mount, not
+// `ip netns exec`, which mounts a fresh sysfs and so loses /sys/fs/cgroup.
 func (c *Cluster) startHolder(ctx context.Context, n *Node) error {
 	hold := filepath.Join(n.Dir, "cgroup-hold")
 	ready := filepath.Join(n.Dir, "holder-ready")
