@@ -162,6 +162,10 @@ func (c *Cluster) Down(ctx context.Context) error { return Down(ctx, c.dir) }
 // it created on the host, then the state directory except its logs. It works after a crash of
 // whatever ran Up, and does nothing when dir holds no cluster.
 func Down(ctx context.Context, dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
 	s, err := loadState(dir)
 	if err != nil {
 		return err
@@ -199,8 +203,10 @@ func Down(ctx context.Context, dir string) error {
 	if err := removeHostDirs(s.HostDirs); err != nil {
 		errs = append(errs, err)
 	}
-	if err := restoreSysctls(s.Sysctls); err != nil {
-		errs = append(errs, err)
+	if s.Sysctls {
+		if err := releaseSysctls(dir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)

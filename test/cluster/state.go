@@ -36,8 +36,8 @@ type state struct {
 	Cgroups []string `json:"cgroups,omitempty"`
 	// HostDirs are empty mount points Up created on the host (deepest last).
 	HostDirs []string `json:"hostDirs,omitempty"`
-	// Sysctls are the host's values of the global kernel settings kubelet changes.
-	Sysctls map[string]string `json:"sysctls,omitempty"`
+	// Sysctls says the cluster is registered in sysctlsFile (it started kubelets).
+	Sysctls bool `json:"sysctls,omitempty"`
 }
 
 // process is one started process.
