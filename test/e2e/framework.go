@@ -90,11 +90,15 @@ func requireRoot(t *testing.T) {
 	}
 }
 
-// checkNoLeftovers fails t when the host still holds anything of the cluster.
+// checkNoLeftovers fails t when the host still holds anything of the cluster, and removes the
+// cluster's logs when the test passed.
 func checkNoLeftovers(t *testing.T, name, dir string, hostDirs []string, pids []int) {
 	t.Helper()
 	if left := cluster.Leftovers(name, dir, hostDirs, pids); len(left) > 0 {
 		t.Errorf("after down the host still has: %v", left)
+	}
+	if !t.Failed() {
+		_ = os.RemoveAll(dir) // the logs, kept for a failure
 	}
 }
 

@@ -63,6 +63,9 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: after down the host still has: %v\n", left)
 		return 1
 	}
+	if code == 0 {
+		_ = os.RemoveAll(c.opts.Dir) // the logs, kept for a failure
+	}
 	return code
 }
 

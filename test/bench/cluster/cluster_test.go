@@ -43,6 +43,7 @@ func BenchmarkClusterUpDown(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		_ = os.RemoveAll(c.Dir()) // the logs
 		b.ReportMetric(c.Timings.ControlPlane.Seconds(), "controlplane-s")
 		b.ReportMetric(c.Timings.NodesReady.Seconds(), "3-nodes-Ready-s")
 		b.ReportMetric(up.Seconds(), "up-s")
