@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Plexus's tests and demo need, once (apt-get update first).
 set -euo pipefail
-# containerd, runc and busybox-static run the local cluster's nodes (test/cluster);
-# util-linux gives nsenter/unshare, openssl the cluster's keys.
-pkgs=(iproute2 iptables containerd runc busybox-static util-linux openssl)
+# containerd (with ctr), runc and busybox-static (the pause and test images) run the local
+# cluster's nodes (test/cluster); util-linux gives nsenter and unshare.
+pkgs=(iproute2 iptables containerd runc busybox-static util-linux)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
