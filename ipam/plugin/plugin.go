@@ -38,16 +38,10 @@ type Host struct {
 // DefaultHost is the real machine.
 func DefaultHost() Host {
 	return Host{
-		Getenv:   os.Getenv,
-		Hostname: os.Hostname,
-		ReadFile: os.ReadFile,
-		NewStore: func(kc string, t time.Duration) (allocator.Store, error) {
-			s, err := apistore.FromKubeconfig(kc, t)
-			if err == nil {
-				s.Prewarm(context.Background())
-			}
-			return s, err
-		},
+		Getenv:    os.Getenv,
+		Hostname:  os.Hostname,
+		ReadFile:  os.ReadFile,
+		NewStore:  func(kc string, t time.Duration) (allocator.Store, error) { return apistore.FromKubeconfig(kc, t) },
 		NewLocker: func(dir string) allocator.Locker { return allocator.FileLocker{Dir: dir} },
 		NewCache:  func(dir string) allocator.Cache { return allocator.FileCache{Dir: dir} },
 	}

@@ -22,9 +22,7 @@ import (
 // Store talks to the API server.
 type Store struct {
 	http *http.Client
-	host string
 	base string
-	warm chan struct{}
 }
 
 var _ allocator.Store = (*Store)(nil)
@@ -45,25 +43,7 @@ func New(cfg *rest.Config, requestTimeout time.Duration) (*Store, error) {
 		host = "https://" + host
 	}
 	host = strings.TrimSuffix(host, "/") + strings.TrimSuffix(cfg.APIPath, "/")
-	return &Store{http: hc, host: host, base: host + "/apis/" + v1alpha1.GroupVersion.String()}, nil
-}
-
-// Prewarm opens the connection (TCP and TLS handshake) in the background, so that the handshake
-// overlaps the wait for the node lock instead of lengthening the time the lock is held. Requests
-// wait for it. Call it at most once, before the first request.
-func (s *Store) Prewarm(ctx context.Context) {
-	s.warm = make(chan struct{})
-	go func() {
-		defer close(s.warm)
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.host+"/version", nil)
-		if err != nil {
-			return
-		}
-		if resp, err := s.http.Do(req); err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-		}
-	}()
+	return &Store{http: hc, base: host + "/apis/" + v1alpha1.GroupVersion.String()}, nil
 }
 
 // FromKubeconfig returns a Store for the cluster of the kubeconfig file at path.
@@ -134,12 +114,6 @@ func withPoolKind(p *v1alpha1.IPPool) *v1alpha1.IPPool {
 
 // do sends one request and maps the answer onto the allocator's errors.
 func (s *Store) do(ctx context.Context, method, path string, in, out any) error {
-	if s.warm != nil {
-		select {
-		case <-s.warm:
-		case <-ctx.Done():
-		}
-	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
