@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/plexus-project/plexus/test/repo"
 )
 
 // Options describe the cluster Up brings up. The zero value is a two-node cluster named
@@ -132,7 +133,7 @@ func (o *Options) setDefaults() error {
 		o.CNIBinDir = filepath.Join(cache, "cni", "bin")
 	}
 	if o.CRDDirs == nil {
-		if root, err := repoRoot(); err == nil {
+		if root, err := repo.Root(); err == nil {
 			o.CRDDirs = []string{filepath.Join(root, "charts", "plexus", "crds")}
 		}
 	}
@@ -197,21 +198,4 @@ func (a addressing) ServicePrefix() netip.Prefix {
 // KubernetesServiceIP is the cluster IP of the default/kubernetes service.
 func (a addressing) KubernetesServiceIP() netip.Addr {
 	return netip.AddrFrom4([4]byte{198, 18, byte(128 + a.id), 1})
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +17,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/plexus-project/plexus/test/repo"
 )
 
 // Options tune the control plane a test gets. The zero value is a control plane with every CRD
@@ -53,7 +54,7 @@ type ControlPlane struct {
 // them.
 func Start(t testing.TB, opts Options) *ControlPlane {
 	t.Helper()
-	root, err := RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,22 +149,6 @@ func (cp *ControlPlane) CreateNode(ctx context.Context, t testing.TB, node *core
 }
 
 // RepoRoot is the directory holding Plexus's go.mod, found from the working directory up.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory: run the tests from the Plexus module")
-		}
-		dir = parent
-	}
-}
 
 // BinDir is where kube-apiserver, etcd and kube-scheduler are: KUBEBUILDER_ASSETS if set, else
 // $PLEXUS_CACHE/bin, else $HOME/.cache/plexus/bin.

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/plexus-project/plexus/test/cluster"
 	"github.com/plexus-project/plexus/test/cluster/demo"
+	"github.com/plexus-project/plexus/test/repo"
 )
 
 // suite is the cluster shared by the tests of the e2e suite (PLEXUS_E2E=1), brought up by the
@@ -94,7 +94,7 @@ func requireSuite(t *testing.T) *suiteCluster {
 func upSuite() (*suiteCluster, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	repo, err := moduleRoot()
+	root, err := repo.Root()
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +103,7 @@ func upSuite() (*suiteCluster, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(buildDir)
-	build, err := cluster.BuildPlexus(ctx, repo, buildDir, "plexus-sandbox")
+	build, err := cluster.BuildPlexus(ctx, root, buildDir, "plexus-sandbox")
 	if err != nil {
 		return nil, fmt.Errorf("building the Plexus commands: %w", err)
 	}
@@ -119,21 +119,4 @@ func upSuite() (*suiteCluster, error) {
 	}
 	fmt.Printf("e2e: cluster up with %d nodes in %.1f s (kubeconfig %s)\n", len(c.Nodes), time.Since(start).Seconds(), c.Kubeconfig)
 	return &suiteCluster{Cluster: c, build: build, opts: opts}, nil
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above %s", dir)
-		}
-		dir = parent
-	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/plexus-project/plexus/test/cluster"
 	"github.com/plexus-project/plexus/test/cluster/demo"
+	"github.com/plexus-project/plexus/test/repo"
 )
 
 // TestDemo runs what `make demo DEMO_EXIT=1` runs, on its own cluster: build, up with emulated
@@ -53,13 +54,13 @@ func TestDownAfterCrash(t *testing.T) {
 	requireE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	repo, err := moduleRoot()
+	root, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(t.TempDir(), "plexus-sandbox")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/plexus-sandbox")
-	build.Dir = repo
+	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building plexus-sandbox: %v %s", err, out)
 	}

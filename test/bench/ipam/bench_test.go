@@ -20,6 +20,7 @@ import (
 	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
 	plugintesting "github.com/plexus-project/plexus/ipam/plugin/testing"
 	"github.com/plexus-project/plexus/test/controlplane"
+	"github.com/plexus-project/plexus/test/repo"
 )
 
 const (
@@ -65,7 +66,7 @@ func (r run) print(b *testing.B) {
 }
 
 func BenchmarkThousandADDsVersusWhereabouts(b *testing.B) {
-	root, err := controlplane.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/plexus-project/plexus/test/cluster"
+	"github.com/plexus-project/plexus/test/repo"
 )
 
 const usage = `usage: plexus-sandbox <command> [flags]
@@ -72,7 +73,7 @@ func down(ctx context.Context, opts cluster.Options) error {
 // up brings a cluster up and leaves it running, with the Plexus images when images is set.
 func up(ctx context.Context, opts cluster.Options, images bool, out io.Writer) error {
 	if images {
-		repo, err := moduleRoot()
+		root, err := repo.Root()
 		if err != nil {
 			return err
 		}
@@ -81,7 +82,7 @@ func up(ctx context.Context, opts cluster.Options, images bool, out io.Writer) e
 			return err
 		}
 		defer os.RemoveAll(dir)
-		build, err := cluster.BuildPlexus(ctx, repo, dir, "plexus-sandbox")
+		build, err := cluster.BuildPlexus(ctx, root, dir, "plexus-sandbox")
 		if err != nil {
 			return err
 		}

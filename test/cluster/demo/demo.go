@@ -19,6 +19,7 @@ import (
 
 	ipamconfig "github.com/plexus-project/plexus/ipam/config"
 	"github.com/plexus-project/plexus/test/cluster"
+	"github.com/plexus-project/plexus/test/repo"
 )
 
 // Options configure Run.
@@ -46,7 +47,7 @@ var nadGVR = schema.GroupVersionResource{Group: "k8s.cni.cncf.io", Version: "v1"
 func Run(ctx context.Context, opts Options) (err error) {
 	log := logr.FromContextOrDiscard(ctx)
 	if opts.Repo == "" {
-		if opts.Repo, err = moduleRoot(); err != nil {
+		if opts.Repo, err = repo.Root(); err != nil {
 			return err
 		}
 	}
@@ -185,21 +186,4 @@ func checkNADs(ctx context.Context, c *cluster.Cluster) error {
 		return fmt.Errorf("creating a NetworkAttachmentDefinition: %w", err)
 	}
 	return dc.Resource(nadGVR).Namespace("default").Delete(ctx, "demo-check", metav1.DeleteOptions{})
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run plexus-sandbox demo from the Plexus module (it builds cmd/ and applies docs/examples)")
-		}
-		dir = parent
-	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
 	plugintesting "github.com/plexus-project/plexus/ipam/plugin/testing"
 	"github.com/plexus-project/plexus/test/controlplane"
+	"github.com/plexus-project/plexus/test/repo"
 )
 
 // pluginBin and controllerBin are the binaries built by TestMain.
@@ -29,7 +30,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	root, err := controlplane.RepoRoot()
+	root, err := repo.Root()
 	if err != nil {
 		panic(err)
 	}
