@@ -35,8 +35,9 @@ cni-plugins: ## build the CNI reference plugins (bridge, macvlan, host-local, st
 	hack/cni-plugins.sh
 
 .PHONY: test
-test: deps test-bins cni-plugins ## run unit and integration tests against the real control plane (needs root)
-	$(GO) test ./...
+test: deps test-bins cni-plugins ## unit, integration and e2e tests against real control planes, kubelets and netns (needs root)
+	$(GO) test $$($(GO) list ./... | grep -v '/test/e2e$$')
+	PLEXUS_E2E=1 $(GO) test -count=1 -v -timeout 30m ./test/e2e/
 
 .PHONY: bench
 bench: deps test-bins cni-plugins ## run the benchmarks under test/bench and print their figures
