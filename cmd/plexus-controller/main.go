@@ -13,6 +13,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	ipamv1alpha1 "github.com/plexus-project/plexus/ipam/api/v1alpha1"
@@ -47,6 +48,12 @@ func main() {
 		func(m ctrl.Manager) error {
 			return ipamreconciler.SetupWithManager(m, ipamreconciler.Options{Interval: *interval})
 		},
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		fail(err)
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		fail(err)
 	}
 	for _, setup := range setups {
 		if err := setup(mgr); err != nil {
