@@ -23,8 +23,8 @@ deps: ## install the Debian packages the tests and the demo need (apt-get, once)
 	hack/deps.sh
 
 .PHONY: build
-build: ## build every binary into bin/
-	$(GO) build -o bin/ ./cmd/...
+build: ## build every binary into bin/ (static: the CNI plugins start once per call, the images have no libc)
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
 
 .PHONY: test-bins
 test-bins: ## build kube-apiserver, kube-scheduler, kube-controller-manager, kubelet, kubectl and etcd into $(PLEXUS_CACHE)/bin
@@ -40,8 +40,8 @@ test: deps test-bins cni-plugins ## unit, integration and e2e tests against real
 	PLEXUS_E2E=1 $(GO) test -count=1 -v -timeout 30m ./test/e2e/
 
 .PHONY: bench
-bench: deps test-bins cni-plugins ## run the benchmarks under test/bench and print their figures
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./test/bench/...
+bench: deps test-bins cni-plugins whereabouts ## run the benchmarks under test/bench and print their figures (Whereabouts' side alone takes minutes)
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 45m -p 1 ./test/bench/...
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -202,7 +201,7 @@ func installDevicePlugin(ctx context.Context, t *testing.T, c *cluster.Cluster) 
 			return err
 		},
 		func() error {
-			_, err := cs.AppsV1().DaemonSets(ns).Create(ctx, devicePluginDaemonSet(ns, name, c.APIServerURL()), metav1.CreateOptions{})
+			_, err := cs.AppsV1().DaemonSets(ns).Create(ctx, devicePluginDaemonSet(ns, name), metav1.CreateOptions{})
 			return err
 		},
 	}
@@ -234,14 +233,9 @@ func uninstallDevicePlugin(t *testing.T, c *cluster.Cluster) {
 	}
 }
 
-// devicePluginDaemonSet is the plugin's DaemonSet. apiServer overrides the in-cluster address
-// of the API server: a hostNetwork pod of the local cluster has no route to the kubernetes
-// service IP (the nodes have no default route, so the node netns' DNAT is never reached).
-func devicePluginDaemonSet(ns, name, apiServer string) *appsv1.DaemonSet {
-	u, err := url.Parse(apiServer)
-	if err != nil {
-		panic(err)
-	}
+// devicePluginDaemonSet is the plugin's DaemonSet; it reaches the API server through the
+// kubernetes service, as in a real cluster.
+func devicePluginDaemonSet(ns, name string) *appsv1.DaemonSet {
 	hostPath := func(vol, path string, typ corev1.HostPathType) corev1.Volume {
 		return corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &typ}}}
 	}
@@ -261,8 +255,6 @@ func devicePluginDaemonSet(ns, name, apiServer string) *appsv1.DaemonSet {
 							"--release-interval=1s", "--release-grace=5s"},
 						Env: []corev1.EnvVar{
 							{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
-							{Name: "KUBERNETES_SERVICE_HOST", Value: u.Hostname()},
-							{Name: "KUBERNETES_SERVICE_PORT", Value: u.Port()},
 						},
 						SecurityContext: &corev1.SecurityContext{Privileged: ptr(true)},
 						VolumeMounts: []corev1.VolumeMount{
