@@ -28,6 +28,9 @@ type Options struct {
 	Clock func() time.Time
 }
 
+// conflictRetry is how soon a block whose update lost a race with a plugin is examined again.
+const conflictRetry = 100 * time.Millisecond
+
 func (o *Options) setDefaults() {
 	if o.Interval == 0 {
 		o.Interval = 15 * time.Second
@@ -73,8 +76,12 @@ func (r *BlockReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 	}
 	if freed > 0 {
 		if err := r.Client.Update(ctx, &b); err != nil {
-			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-				return reconcile.Result{Requeue: true}, nil
+			if apierrors.IsNotFound(err) {
+				return reconcile.Result{}, nil // the block is gone, and its addresses with it
+			}
+			if apierrors.IsConflict(err) {
+				// A plugin wrote the block meanwhile: judge it again on fresh data.
+				return reconcile.Result{RequeueAfter: conflictRetry}, nil
 			}
 			return reconcile.Result{}, fmt.Errorf("freeing %d addresses in IP block %s: %w", freed, b.Name, err)
 		}

@@ -100,13 +100,13 @@ func TestThousandConcurrentADDs(t *testing.T) {
 
 	// DEL that reported success has freed: 1,000 more ADDs, then fill to the last address.
 	outs = addMany(ctx, t, e, "b", concurrentADDs)
-	seen := checkDistinct(t, outs, r)
+	checkDistinct(t, outs, r)
 	size := int(r.Size().Int64())
 	fill := addMany(ctx, t, e, "fill", size-concurrentADDs)
 	for _, o := range fill {
 		outs = append(outs, plugintesting.Outcome{Index: concurrentADDs + o.Index, Addr: o.Addr, Err: o.Err})
 	}
-	seen = checkDistinct(t, outs, r)
+	seen := checkDistinct(t, outs, r)
 	if len(seen) != size {
 		t.Fatalf("filled %d of %d addresses: %d leaked", len(seen), size, size-len(seen))
 	}
