@@ -2,37 +2,38 @@ package controlplane
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	schedulerconfigv1 "k8s.io/kube-scheduler/config/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 )
 
-// SchedulerName is the scheduler profile StartScheduler's default configuration serves.
-const SchedulerName = "default-scheduler"
-
 // StartScheduler runs the real kube-scheduler binary against the control plane with the given
-// KubeSchedulerConfiguration (YAML). The configuration's clientConnection.kubeconfig is filled
-// in; pass "" for the defaults (one profile, default-scheduler, no leader election). The
-// scheduler is stopped when the test ends; its log is in the test's temp dir and printed when the
-// test fails.
-func (cp *ControlPlane) StartScheduler(t testing.TB, config string) {
+// configuration (nil: the defaults, one default-scheduler profile). The harness sets
+// clientConnection.kubeconfig to a cluster-admin user of its own and turns leader election off.
+// The scheduler is stopped when the test ends; its log is in the test's temp dir and printed
+// when the test fails.
+func (cp *ControlPlane) StartScheduler(t testing.TB, config *schedulerconfigv1.KubeSchedulerConfiguration) {
 	t.Helper()
 	dir := t.TempDir()
-	kubeconfig := cp.Kubeconfig(t, "kube-scheduler")
-	if config == "" {
-		config = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n"
+	cfg := &schedulerconfigv1.KubeSchedulerConfiguration{}
+	if config != nil {
+		cfg = config.DeepCopy()
 	}
-	if strings.Contains(config, "clientConnection:") {
-		t.Fatal("StartScheduler: leave clientConnection out of the configuration; the harness sets it")
+	cfg.APIVersion, cfg.Kind = schedulerconfigv1.SchemeGroupVersion.String(), "KubeSchedulerConfiguration"
+	cfg.ClientConnection.Kubeconfig = cp.Kubeconfig(t, "kube-scheduler")
+	cfg.LeaderElection.LeaderElect = ptr.To(false)
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatalf("encoding the scheduler configuration: %v", err)
 	}
-	config = strings.TrimRight(config, "\n") + fmt.Sprintf(
-		"\nclientConnection:\n  kubeconfig: %q\nleaderElection:\n  leaderElect: false\n", kubeconfig)
 	cfgPath := filepath.Join(dir, "scheduler.yaml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(dir, "kube-scheduler.log")
@@ -55,7 +56,7 @@ func (cp *ControlPlane) StartScheduler(t testing.TB, config string) {
 		_ = logFile.Close()
 		if t.Failed() {
 			if b, err := os.ReadFile(logPath); err == nil {
-				t.Logf("kube-scheduler log (last 4 KiB):\n%s", tail(b, 4096))
+				t.Logf("kube-scheduler configuration:\n%s\nkube-scheduler log (last 4 KiB):\n%s", data, tail(b, 4096))
 			}
 		}
 	})

@@ -14,12 +14,17 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	schedulerconfigv1 "k8s.io/kube-scheduler/config/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plexus-project/plexus/test/controlplane"
 )
 
-const vf = corev1.ResourceName("intel.com/sriov_netdevice")
+const (
+	vf            = corev1.ResourceName("intel.com/sriov_netdevice")
+	schedulerName = "plexus-test-scheduler"
+)
 
 func node(name string) *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}}}
@@ -41,7 +46,7 @@ func vfPod(name string) *corev1.Pod {
 	one := corev1.ResourceList{vf: resource.MustParse("1")}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+		Spec: corev1.PodSpec{SchedulerName: schedulerName, Containers: []corev1.Container{{
 			Name: "app", Image: "busybox",
 			Resources: corev1.ResourceRequirements{Requests: one, Limits: one},
 		}}},
@@ -54,7 +59,10 @@ func TestSchedulerPlacesVFPodsByNodeCapacity(t *testing.T) {
 	cp := controlplane.Start(t, controlplane.Options{})
 	cp.CreateNode(ctx, t, node("plain-node"), basic(nil))
 	cp.CreateNode(ctx, t, node("sriov-node"), basic(corev1.ResourceList{vf: resource.MustParse("1")}))
-	cp.StartScheduler(t, "")
+	// A profile of our own name proves the configuration reaches the scheduler.
+	cp.StartScheduler(t, &schedulerconfigv1.KubeSchedulerConfiguration{
+		Profiles: []schedulerconfigv1.KubeSchedulerProfile{{SchedulerName: ptr.To(schedulerName)}},
+	})
 
 	first := vfPod("first")
 	if err := cp.Client.Create(ctx, first); err != nil {
