@@ -36,6 +36,22 @@ func busyboxPod(name, node string) *corev1.Pod {
 
 func ptr[T any](v T) *T { return &v }
 
+// runPod creates pod in default, deletes it when the test ends, and waits until it is Running.
+func runPod(ctx context.Context, t *testing.T, c *cluster.Cluster, pod *corev1.Pod) *corev1.Pod {
+	t.Helper()
+	if _, err := c.Clientset.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Clientset.CoreV1().Pods("default").Delete(context.Background(), pod.Name, metav1.DeleteOptions{})
+	})
+	got, err := waitRunning(ctx, c, time.Minute, pod.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got[0]
+}
+
 // waitRunning waits until every named pod in default is Running with an IP, and returns them.
 func waitRunning(ctx context.Context, c *cluster.Cluster, timeout time.Duration, names ...string) ([]*corev1.Pod, error) {
 	pods := make([]*corev1.Pod, len(names))

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/plexus-project/plexus/test/cluster"
 	"github.com/plexus-project/plexus/test/cluster/demo"
 )
@@ -45,17 +43,8 @@ func TestIPAMOnNodes(t *testing.T) {
 	netns := map[string]string{}
 	for _, n := range s.Nodes {
 		p := busyboxPod("e2e-ipam-"+n.Name, n.Name)
-		if _, err := s.Clientset.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = s.Clientset.CoreV1().Pods("default").Delete(context.Background(), p.Name, metav1.DeleteOptions{})
-		})
-		got, err := waitRunning(ctx, s.Cluster, time.Minute, p.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pid, err := n.PodPID(string(got[0].UID))
+		got := runPod(ctx, t, s.Cluster, p)
+		pid, err := n.PodPID(string(got.UID))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/plexus-project/plexus/test/cluster"
 )
@@ -44,19 +43,10 @@ func TestEmulatedSRIOV(t *testing.T) {
 	var pods []*corev1.Pod
 	for i, n := range s.Nodes {
 		p := busyboxPod("e2e-vf-"+n.Name, n.Name)
-		if _, err := s.Clientset.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = s.Clientset.CoreV1().Pods("default").Delete(context.Background(), p.Name, metav1.DeleteOptions{})
-		})
-		got, err := waitRunning(ctx, s.Cluster, time.Minute, p.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pods = append(pods, got[0])
+		got := runPod(ctx, t, s.Cluster, p)
+		pods = append(pods, got)
 		vf := n.VFs[0]
-		pid, err := n.PodPID(string(got[0].UID))
+		pid, err := n.PodPID(string(got.UID))
 		if err != nil {
 			t.Fatal(err)
 		}

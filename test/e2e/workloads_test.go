@@ -135,15 +135,7 @@ func TestLogsAndExec(t *testing.T) {
 	for _, n := range s.Nodes {
 		pod := busyboxPod("e2e-logs-"+n.Name, n.Name)
 		pod.Spec.Containers[0].Command = []string{"sh", "-c", "echo hello from " + n.Name + "; sleep 3600"}
-		if _, err := s.Clientset.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = s.Clientset.CoreV1().Pods("default").Delete(context.Background(), pod.Name, metav1.DeleteOptions{})
-		})
-		if _, err := waitRunning(ctx, s.Cluster, time.Minute, pod.Name); err != nil {
-			t.Fatal(err)
-		}
+		runPod(ctx, t, s.Cluster, pod)
 		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
 			out, err := kubectl(ctx, s.Cluster, "logs", pod.Name)
 			return err == nil && strings.Contains(out, "hello from "+n.Name), nil
