@@ -350,11 +350,16 @@ func TestConfigReload(t *testing.T) {
 	}
 	// Invalid: the old pools stay, and the log says why.
 	must(t, os.WriteFile(e.cfgPath, []byte(`{"resourceList": [{"resourceName": "x", "selectors": {"pfNames": ["ens1f0#4-2"]}}]}`), 0o644))
+	// os.WriteFile truncates first: the watcher may see the empty file (and refuse it) before the
+	// invalid one, so wait for the line that names the entry.
+	refused := func() bool {
+		return e.logs.contains("keeping the previous pools") && e.logs.contains(`resourceList[0] (\"x\")`)
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for !e.logs.contains("keeping the previous pools") && time.Now().Before(deadline) {
+	for !refused() && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !e.logs.contains("keeping the previous pools") || !e.logs.contains(`resourceList[0] (\"x\")`) {
+	if !refused() {
 		t.Error("no log line saying the invalid configuration was refused and naming the entry")
 	}
 	if _, err := os.Stat(filepath.Join(e.kubelet.Dir, server.SocketName("intel.com/intel"))); err != nil {
