@@ -41,28 +41,28 @@ func Parse(s Spec) (*Range, error) {
 		return nil, err
 	}
 	r := &Range{spec: s, subnet: subnet}
-	first, last := usableBounds(subnet)
+	// range_start and range_end, when set, replace the bounds of the A-B form.
+	lo, hi := usableBounds(subnet)
+	first, last := lo, hi
 	if start.IsValid() {
-		first = maxAddr(first, start)
+		first = maxAddr(lo, start)
 	}
 	if end.IsValid() {
-		last = minAddr(last, end)
+		last = minAddr(hi, end)
 	}
 	if s.RangeStart != "" {
 		a, err := parseAddrIn("range_start", s.RangeStart, subnet)
 		if err != nil {
 			return nil, err
 		}
-		f, _ := usableBounds(subnet)
-		first = maxAddr(a, f)
+		first = maxAddr(a, lo)
 	}
 	if s.RangeEnd != "" {
 		a, err := parseAddrIn("range_end", s.RangeEnd, subnet)
 		if err != nil {
 			return nil, err
 		}
-		_, l := usableBounds(subnet)
-		last = minAddr(a, l)
+		last = minAddr(a, hi)
 	}
 	r.start, r.end = toInt(first), toInt(last)
 	if r.start.Cmp(r.end) > 0 {

@@ -145,9 +145,7 @@ func BenchmarkAllocateP99(b *testing.B) {
 	}
 	for range b.N {
 		for i := range calls {
-			req := &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{
-				{DevicesIDs: []string{ids[(2*i)%len(ids)], ids[(2*i+1)%len(ids)]}},
-			}}
+			req := pairRequest(ids, i)
 			start := time.Now()
 			if _, err := client.Allocate(context.Background(), req); err != nil {
 				b.Fatal(err)
@@ -159,9 +157,7 @@ func BenchmarkAllocateP99(b *testing.B) {
 	// goroutines per call: the plugin's own share of the latency.
 	var inproc []time.Duration
 	for i := range calls {
-		req := &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{
-			{DevicesIDs: []string{ids[(2*i)%len(ids)], ids[(2*i+1)%len(ids)]}},
-		}}
+		req := pairRequest(ids, i)
 		start := time.Now()
 		if _, err := srv.Allocate(context.Background(), req); err != nil {
 			b.Fatal(err)
@@ -223,4 +219,11 @@ func BenchmarkHealthCheck64x64(b *testing.B) {
 	b.ReportMetric(float64(median.Microseconds())/1000, "ms-median")
 	fmt.Printf("deviceplugin health poll of %d VFs: median %s (every %s: %.1f%% of a core); load average %s\n",
 		numPFs*vfsPer, median.Round(time.Microsecond), 250*time.Millisecond, 100*median.Seconds()/0.25, loadAvg())
+}
+
+// pairRequest asks for the i-th pair of devices of ids, as a pod limiting two VFs does.
+func pairRequest(ids []string, i int) *pluginapi.AllocateRequest {
+	return &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{
+		{DevicesIDs: []string{ids[(2*i)%len(ids)], ids[(2*i+1)%len(ids)]}},
+	}}
 }
