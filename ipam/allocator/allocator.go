@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -55,12 +56,27 @@ var errRetry = errors.New("lost a race, retrying")
 // errStale marks cached data that must be confirmed: the attempt is repeated on fresh data.
 var errStale = errors.New("cached data needs confirming")
 
+// claimLostError: another node created the block first; the next try claims another one.
+type claimLostError struct{ cidr netip.Prefix }
+
+func (e *claimLostError) Error() string {
+	return "lost the race to claim " + e.cidr.String() + ", retrying"
+}
+
+// relistAfterLostClaims is how many lost claims are tried on one listing of the network's blocks
+// before listing again: a lost claim teaches one taken block, a listing all of them.
+const relistAfterLostClaims = 4
+
 // attempt tells a try what the previous tries met.
 type attempt struct {
 	// fresh: read from the API server, not from the cache.
 	fresh bool
 	// afterRace: an earlier try lost a race; spread choices instead of taking the lowest.
 	afterRace bool
+	// all is the network's blocks as the previous try listed them, kept after a lost claim
+	// together with the blocks it lost (lost), so the next claim costs a create, not a listing.
+	all  []v1alpha1.IPBlock
+	lost []netip.Prefix
 }
 
 // Options configure an Allocator.
@@ -77,11 +93,16 @@ type Options struct {
 	Cache Cache
 }
 
-// Allocator hands out and releases addresses for one node.
+// Allocator hands out and releases addresses for one node. It is safe for concurrent use:
+// concurrent allocations of one network are committed together (see Allocate).
 type Allocator struct {
 	store  Store
 	locker Locker
 	opts   Options
+
+	mu     sync.Mutex
+	groups map[string]*group // pending allocations by node lock key
+	pools  sync.Map          // names of the IPPools known to exist
 }
 
 // New returns an Allocator writing through store and serialising this node's writers by locker.
@@ -92,20 +113,33 @@ func New(store Store, locker Locker, opts Options) *Allocator {
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 64
 	}
-	return &Allocator{store: store, locker: locker, opts: opts}
+	return &Allocator{store: store, locker: locker, opts: opts, groups: map[string]*group{}}
 }
 
 // Allocate returns the address of owner in pool: the one it already holds (ADD is idempotent per
 // container and interface), its sticky reservation, the requested address when one is given, or
 // the lowest free address.
+//
+// Concurrent calls for the lowest free address in one network are committed as a group: one
+// conditional write per block for all of them (see group.go). A process making one call pays
+// nothing for this; a long-lived caller (the node agent) turns N concurrent ADDs into about one
+// write.
 func (a *Allocator) Allocate(ctx context.Context, pool Pool, owner Owner, requested netip.Addr) (netip.Addr, error) {
+	if !requested.IsValid() && !(pool.Sticky && owner.PodName != "") {
+		return a.allocateGrouped(ctx, pool, owner)
+	}
+	return a.allocateOne(ctx, pool, owner, requested)
+}
+
+// allocateOne allocates for one caller under the node lock.
+func (a *Allocator) allocateOne(ctx context.Context, pool Pool, owner Owner, requested netip.Addr) (netip.Addr, error) {
 	unlock, err := a.locker.Lock(ctx, NetworkKey(pool.Network)+"."+a.opts.Node)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("taking the node lock for network %q: %w", pool.Network, err)
 	}
 	defer unlock()
 	var addr netip.Addr
-	err = a.retry(ctx, func(at attempt) error {
+	err = a.retry(ctx, func(at *attempt) error {
 		var err error
 		addr, err = a.tryAllocate(ctx, pool, owner, requested, at)
 		return err
@@ -122,23 +156,32 @@ func (a *Allocator) Release(ctx context.Context, network string, owner Owner, st
 		return fmt.Errorf("taking the node lock for network %q: %w", network, err)
 	}
 	defer unlock()
-	return a.retry(ctx, func(at attempt) error { return a.tryRelease(ctx, network, owner, stickyTTL, at.fresh) })
+	return a.retry(ctx, func(at *attempt) error { return a.tryRelease(ctx, network, owner, stickyTTL, at.fresh) })
 }
 
 // retry repeats fn after lost races (immediately) and while the API server is unavailable (with
 // backoff), until ctx is done.
-func (a *Allocator) retry(ctx context.Context, fn func(attempt) error) error {
+func (a *Allocator) retry(ctx context.Context, fn func(*attempt) error) error {
 	backoff := 50 * time.Millisecond
 	races := 0
 	var at attempt
 	for {
-		err := fn(at)
-		at.fresh = true
+		err := fn(&at)
+		var lost *claimLostError
+		if errors.As(err, &lost) && len(at.lost) < relistAfterLostClaims-1 {
+			// Only the claimed block changed hands: this node's blocks are as they were.
+			at.lost, at.afterRace = append(at.lost, lost.cidr), true
+			if races++; races >= a.opts.MaxAttempts {
+				return fmt.Errorf("gave up after %d lost races with other writers: %w", races, ErrConflict)
+			}
+			continue
+		}
+		at.fresh, at.all, at.lost = true, nil, nil
 		switch {
 		case err == nil:
 			return nil
-		case errors.Is(err, errStale), errors.Is(err, errRetry):
-			at.afterRace = at.afterRace || errors.Is(err, errRetry)
+		case errors.As(err, &lost), errors.Is(err, errStale), errors.Is(err, errRetry):
+			at.afterRace = at.afterRace || !errors.Is(err, errStale)
 			races++
 			if races >= a.opts.MaxAttempts {
 				return fmt.Errorf("gave up after %d lost races with other writers: %w", races, ErrConflict)
@@ -159,7 +202,7 @@ func (a *Allocator) retry(ctx context.Context, fn func(attempt) error) error {
 	}
 }
 
-func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, requested netip.Addr, at attempt) (netip.Addr, error) {
+func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, requested netip.Addr, at *attempt) (netip.Addr, error) {
 	netKey := NetworkKey(pool.Network)
 	own, err := a.ownBlocks(ctx, netKey, at.fresh)
 	if err != nil {
@@ -176,10 +219,15 @@ func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, req
 		if all != nil {
 			return nil
 		}
+		if at.all != nil {
+			all = at.all
+			return nil
+		}
 		all, err = a.store.ListBlocks(ctx, netKey, "")
 		if err != nil {
 			return fmt.Errorf("listing the IP blocks of network %q: %w", pool.Network, err)
 		}
+		at.all = all
 		return nil
 	}
 	if pool.Sticky && owner.PodName != "" {
@@ -210,7 +258,7 @@ func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, req
 	}
 	// After a lost race, spread over the candidates instead of all nodes racing again for the
 	// lowest one; without contention the lowest comes first.
-	if cidrs := unclaimed(pool, all, spreadOver(at.afterRace)); len(cidrs) > 0 {
+	if cidrs := unclaimed(pool, all, at.lost, spreadOver(at.afterRace)); len(cidrs) > 0 {
 		cidr := cidrs[rand.IntN(len(cidrs))]
 		addr, _ := pool.Range.NextUsable(cidr.Addr())
 		return addr, a.claim(ctx, pool, cidr, addr, owner)
@@ -259,8 +307,11 @@ func (a *Allocator) allocateRequested(ctx context.Context, pool Pool, owner Owne
 
 // claim creates the block cidr for this node with owner's allocation of addr in it.
 func (a *Allocator) claim(ctx context.Context, pool Pool, cidr netip.Prefix, addr netip.Addr, owner Owner) error {
-	if err := a.store.CreatePool(ctx, pool.Object()); err != nil && !errors.Is(err, ErrAlreadyExists) {
-		return fmt.Errorf("recording IPPool %s: %w", pool.Name, err)
+	if _, known := a.pools.Load(pool.Name); !known {
+		if err := a.store.CreatePool(ctx, pool.Object()); err != nil && !errors.Is(err, ErrAlreadyExists) {
+			return fmt.Errorf("recording IPPool %s: %w", pool.Name, err)
+		}
+		a.pools.Store(pool.Name, true)
 	}
 	b := &v1alpha1.IPBlock{
 		ObjectMeta: metav1.ObjectMeta{
@@ -272,7 +323,7 @@ func (a *Allocator) claim(ctx context.Context, pool Pool, cidr netip.Prefix, add
 	}
 	created, err := a.store.CreateBlock(ctx, b)
 	if errors.Is(err, ErrAlreadyExists) {
-		return errRetry
+		return &claimLostError{cidr: cidr}
 	}
 	if err != nil {
 		return fmt.Errorf("claiming IP block %s for node %s: %w", b.Name, a.opts.Node, err)

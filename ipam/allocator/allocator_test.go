@@ -32,15 +32,15 @@ func owner(i int) allocator.Owner {
 var caches sync.Map
 
 func newAlloc(s *fake.Store, l *fake.Locker, node string) *allocator.Allocator {
-	c, _ := caches.LoadOrStore(s, &fake.Cache{})
-	return allocator.New(s, l, allocator.Options{Node: node, Cache: c.(*fake.Cache)})
+	c, _ := caches.LoadOrStore(s, &allocator.MemoryCache{})
+	return allocator.New(s, l, allocator.Options{Node: node, Cache: c.(*allocator.MemoryCache)})
 }
 
 func TestStaleCacheNeverDuplicates(t *testing.T) {
 	ctx := context.Background()
 	s := fake.NewStore()
 	p := pool(t, "", ranges.Spec{Range: "10.0.0.0/24"})
-	cached := allocator.New(s, &fake.Locker{}, allocator.Options{Node: "n1", Cache: &fake.Cache{}})
+	cached := allocator.New(s, &fake.Locker{}, allocator.Options{Node: "n1", Cache: &allocator.MemoryCache{}})
 	uncached := allocator.New(s, &fake.Locker{}, allocator.Options{Node: "n1"})
 	if _, err := cached.Allocate(ctx, p, owner(1), netip.Addr{}); err != nil {
 		t.Fatal(err)
@@ -262,5 +262,141 @@ func TestUnavailableIsBounded(t *testing.T) {
 	_, err := newAlloc(s, &fake.Locker{}, "n1").Allocate(ctx, pool(t, "", ranges.Spec{Range: "10.0.0.0/24"}), owner(1), netip.Addr{})
 	if !errors.Is(err, allocator.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
 		t.Fatalf("err %v after %s", err, time.Since(start))
+	}
+}
+
+// TestGroupCommit: the concurrent ADDs of one long-lived allocator per node share block writes,
+// while other writers of the same nodes (plugin processes in direct mode, no cache) race with
+// them; no address is handed out twice.
+func TestGroupCommit(t *testing.T) {
+	ctx := context.Background()
+	s := fake.NewStore()
+	locker := &fake.Locker{}
+	p := pool(t, "", ranges.Spec{Range: "10.10.0.0/22", Exclude: []string{"10.10.1.0/28"}})
+	const total, nodes = 1000, 10
+	agents := make([]*allocator.Allocator, nodes)
+	for n := range agents {
+		agents[n] = allocator.New(s, locker, allocator.Options{Node: fmt.Sprintf("node-%d", n), Cache: &allocator.MemoryCache{}})
+	}
+	var mu sync.Mutex
+	seen := map[netip.Addr]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, total)
+	for i := 0; i < total; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			a := agents[i%nodes]
+			if i%10 == 3 { // a direct-mode plugin of the same node
+				a = allocator.New(s, locker, allocator.Options{Node: fmt.Sprintf("node-%d", i%nodes)})
+			}
+			addr, err := a.Allocate(ctx, p, owner(i), netip.Addr{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			seen[addr]++
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(seen) != total {
+		t.Fatalf("%d distinct addresses for %d allocations", len(seen), total)
+	}
+	for addr := range seen {
+		if !p.Range.Contains(addr) {
+			t.Fatalf("%s outside the range", addr)
+		}
+	}
+	if w := s.Writes(); w > total/2 {
+		t.Errorf("%d block writes for %d concurrent allocations: they were not grouped", w, total)
+	}
+	// Idempotent re-ADD through the group path confirms on fresh data and answers the same.
+	for i := 0; i < 20; i++ {
+		got, err := agents[i%nodes].Allocate(ctx, p, owner(i), netip.Addr{})
+		if err != nil || seen[got] != 1 {
+			t.Fatalf("re-ADD %d: %s, %v", i, got, err)
+		}
+	}
+	if u := allocator.PoolUsage(p, s.Blocks()); u.Used.Int64() != total {
+		t.Fatalf("usage %+v after re-ADDs", u)
+	}
+}
+
+func TestGroupCommitGivesUpWithItsCaller(t *testing.T) {
+	s := fake.NewStore()
+	s.Unavailable = true
+	a := newAlloc(s, &fake.Locker{}, "n1")
+	p := pool(t, "", ranges.Spec{Range: "10.0.0.0/24"})
+	var wg sync.WaitGroup
+	for i, d := range []time.Duration{200 * time.Millisecond, 600 * time.Millisecond} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), d)
+			defer cancel()
+			start := time.Now()
+			_, err := a.Allocate(ctx, p, owner(i), netip.Addr{})
+			if took := time.Since(start); !errors.Is(err, allocator.ErrUnavailable) || took > d+time.Second {
+				t.Errorf("caller with %s: %v after %s", d, err, took)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestGroupBorrowing: when every block is claimed, the ADDs of a node whose blocks are full
+// borrow together, and the last address is followed by "exhausted".
+func TestGroupBorrowing(t *testing.T) {
+	ctx := context.Background()
+	s := fake.NewStore()
+	locker := &fake.Locker{}
+	p := pool(t, "", ranges.Spec{Range: "10.0.0.0/26"}) // two /27 blocks, 62 usable addresses
+	n1 := allocator.New(s, locker, allocator.Options{Node: "n1", Cache: &allocator.MemoryCache{}})
+	n2 := allocator.New(s, locker, allocator.Options{Node: "n2", Cache: &allocator.MemoryCache{}})
+	for i := range 40 { // n1 claims both blocks
+		if _, err := n1.Allocate(ctx, p, owner(i), netip.Addr{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := s.Writes()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := map[netip.Addr]bool{}
+	var exhausted int
+	for i := 40; i < 70; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			addr, err := n2.Allocate(ctx, p, owner(i), netip.Addr{})
+			mu.Lock()
+			defer mu.Unlock()
+			var ex *allocator.ExhaustedError
+			switch {
+			case errors.As(err, &ex):
+				exhausted++
+			case err != nil:
+				t.Error(err)
+			case seen[addr]:
+				t.Errorf("%s handed out twice", addr)
+			default:
+				seen[addr] = true
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 22 || exhausted != 8 {
+		t.Fatalf("n2 got %d addresses and %d exhausted errors; want the 22 left and 8", len(seen), exhausted)
+	}
+	if w := s.Writes() - before; w >= 22 {
+		t.Errorf("%d writes for 22 borrowed addresses: not grouped", w)
+	}
+	if u := allocator.PoolUsage(p, s.Blocks()); u.Free.Int64() != 0 {
+		t.Fatalf("usage %+v", u)
 	}
 }

@@ -73,11 +73,14 @@ func spreadOver(afterRace bool) int {
 }
 
 // unclaimed returns up to n of the lowest blocks holding a usable address of pool that nobody
-// has claimed.
-func unclaimed(pool Pool, blocks []v1alpha1.IPBlock, n int) []netip.Prefix {
-	claimed := make(map[string]bool, len(blocks))
+// has claimed: neither in blocks nor in lost.
+func unclaimed(pool Pool, blocks []v1alpha1.IPBlock, lost []netip.Prefix, n int) []netip.Prefix {
+	claimed := make(map[string]bool, len(blocks)+len(lost))
 	for i := range blocks {
 		claimed[blocks[i].Spec.CIDR] = true
+	}
+	for _, p := range lost {
+		claimed[p.String()] = true
 	}
 	var out []netip.Prefix
 	next := pool.Range.Start()

@@ -14,6 +14,7 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/go-logr/logr"
 
+	"github.com/plexus-project/plexus/ipam/agent"
 	"github.com/plexus-project/plexus/ipam/allocator"
 	"github.com/plexus-project/plexus/ipam/allocator/apistore"
 	"github.com/plexus-project/plexus/ipam/config"
@@ -33,6 +34,18 @@ type Host struct {
 	NewLocker func(dir string) allocator.Locker
 	// NewCache returns the node-local block cache of a directory (nil: no cache).
 	NewCache func(dir string) allocator.Cache
+	// DialAgent connects to the node agent listening in a directory, allocating for node ("":
+	// the agent's); an error means there is none (nil: never use one).
+	DialAgent func(dir, node string) (Allocator, func(), error)
+}
+
+// Allocator is what the commands allocate through: an allocator.Allocator of their own (direct
+// mode) or the node agent's (agent mode, see ipam/agent).
+type Allocator interface {
+	Allocate(ctx context.Context, pool allocator.Pool, owner allocator.Owner, requested netip.Addr) (netip.Addr, error)
+	Release(ctx context.Context, network string, owner allocator.Owner, stickyTTL time.Duration) error
+	Find(ctx context.Context, pool allocator.Pool, owner allocator.Owner) (netip.Addr, bool, error)
+	Ping(ctx context.Context, network string) error
 }
 
 // DefaultHost is the real machine.
@@ -44,6 +57,15 @@ func DefaultHost() Host {
 		NewStore:  func(kc string, t time.Duration) (allocator.Store, error) { return apistore.FromKubeconfig(kc, t) },
 		NewLocker: func(dir string) allocator.Locker { return allocator.FileLocker{Dir: dir} },
 		NewCache:  func(dir string) allocator.Cache { return allocator.FileCache{Dir: dir} },
+		DialAgent: func(dir, node string) (Allocator, func(), error) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			c, err := agent.Dial(ctx, dir, node)
+			if err != nil {
+				return nil, nil, err
+			}
+			return c, func() { c.Close() }, nil
+		},
 	}
 }
 
@@ -63,7 +85,7 @@ func (p *Plugin) Funcs() skel.CNIFuncs {
 // call is one parsed invocation.
 type call struct {
 	cfg   *config.Config
-	alloc *allocator.Allocator
+	alloc Allocator
 	owner allocator.Owner
 	log   logr.Logger
 	close func()
@@ -95,12 +117,23 @@ func (p *Plugin) setup(args *skel.CmdArgs) (*call, error) {
 			node = p.host.Getenv(env)
 		}
 	}
-	if node == "" {
-		if node, err = p.host.Hostname(); err != nil {
-			return nil, fmt.Errorf("no node_name in the config, no NODE_NAME in the environment, and no host name: %w", err)
+	owner := allocator.Owner{ContainerID: args.ContainerID, IfName: args.IfName,
+		PodNamespace: cfg.Pod.Namespace, PodName: cfg.Pod.Name, PodUID: cfg.Pod.UID}
+	log, closeLog := newLogger(cfg)
+	log = log.WithValues("container", args.ContainerID, "ifname", args.IfName, "pod", cfg.Pod.Namespace+"/"+cfg.Pod.Name)
+	if p.host.DialAgent != nil {
+		// The node agent, when it runs, allocates for us (and knows the node's name).
+		if a, closeAgent, err := p.host.DialAgent(cfg.LockDir, node); err == nil {
+			return &call{cfg: cfg, alloc: a, owner: owner, log: log.WithValues("node", node, "via", "agent"),
+				close: func() { closeAgent(); closeLog() }}, nil
 		}
 	}
-	log, closeLog := newLogger(cfg)
+	if node == "" {
+		if node, err = p.host.Hostname(); err != nil {
+			closeLog()
+			return nil, fmt.Errorf("no node_name in the config, no NODE_NAME in the environment, no node agent, and no host name: %w", err)
+		}
+	}
 	store, err := p.host.NewStore(cfg.Kubeconfig, min(cfg.Timeout, 10*time.Second))
 	if err != nil {
 		closeLog()
@@ -110,14 +143,8 @@ func (p *Plugin) setup(args *skel.CmdArgs) (*call, error) {
 	if p.host.NewCache != nil {
 		opts.Cache = p.host.NewCache(cfg.LockDir)
 	}
-	return &call{
-		cfg:   cfg,
-		alloc: allocator.New(store, p.host.NewLocker(cfg.LockDir), opts),
-		owner: allocator.Owner{ContainerID: args.ContainerID, IfName: args.IfName,
-			PodNamespace: cfg.Pod.Namespace, PodName: cfg.Pod.Name, PodUID: cfg.Pod.UID},
-		log:   log.WithValues("container", args.ContainerID, "ifname", args.IfName, "pod", cfg.Pod.Namespace+"/"+cfg.Pod.Name, "node", node),
-		close: closeLog,
-	}, nil
+	return &call{cfg: cfg, alloc: allocator.New(store, p.host.NewLocker(cfg.LockDir), opts), owner: owner,
+		log: log.WithValues("node", node), close: closeLog}, nil
 }
 
 func (c *call) context() (context.Context, context.CancelFunc) {

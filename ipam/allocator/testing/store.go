@@ -17,6 +17,7 @@ type Store struct {
 	rv     int
 	blocks map[string]*v1alpha1.IPBlock
 	pools  map[string]*v1alpha1.IPPool
+	writes int
 	// Unavailable, when set, makes every call fail with allocator.ErrUnavailable.
 	Unavailable bool
 }
@@ -76,11 +77,19 @@ func (s *Store) CreateBlock(_ context.Context, b *v1alpha1.IPBlock) (*v1alpha1.I
 	if _, ok := s.blocks[b.Name]; ok {
 		return nil, fmt.Errorf("ipblock %s: %w", b.Name, allocator.ErrAlreadyExists)
 	}
+	s.writes++
 	s.rv++
 	c := b.DeepCopy()
 	c.ResourceVersion = strconv.Itoa(s.rv)
 	s.blocks[b.Name] = c
 	return c.DeepCopy(), nil
+}
+
+// Writes is how many block creates and updates succeeded.
+func (s *Store) Writes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writes
 }
 
 // UpdateBlock implements allocator.Store.
@@ -97,6 +106,7 @@ func (s *Store) UpdateBlock(_ context.Context, b *v1alpha1.IPBlock) (*v1alpha1.I
 	if cur.ResourceVersion != b.ResourceVersion {
 		return nil, fmt.Errorf("ipblock %s: %w", b.Name, allocator.ErrConflict)
 	}
+	s.writes++
 	s.rv++
 	c := b.DeepCopy()
 	c.ResourceVersion = strconv.Itoa(s.rv)

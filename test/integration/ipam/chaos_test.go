@@ -92,8 +92,17 @@ func addWithChaos(ctx context.Context, c call, killRate float64) (chaosOutcome, 
 	}
 }
 
+// TestKillAndAPIServerRestart: plugin processes killed mid-ADD, the API server restarted
+// mid-run and, with node agents, one node's agent killed (kill -9) and restarted later: no
+// duplicate, and the reconciler frees every address the killed ADDs leaked.
 func TestKillAndAPIServerRestart(t *testing.T) {
-	e := start(t)
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) { testKillAndAPIServerRestart(t, m) })
+	}
+}
+
+func testKillAndAPIServerRestart(t *testing.T, m mode) {
+	e := startIn(t, m)
 	ctx := ctxT(t, 15*time.Minute)
 	e.startController(t)
 	pods := make([]*corev1.Pod, concurrentADDs)
@@ -127,7 +136,18 @@ func TestKillAndAPIServerRestart(t *testing.T) {
 	errs := make([]error, concurrentADDs)
 	restarted := make(chan struct{})
 	begin := time.Now()
+	const crashed = "node-3"
 	for i := 0; i < concurrentADDs; i++ {
+		switch {
+		case m == withAgent && i == concurrentADDs/5:
+			// Its plugins fall back to direct mode, or fail with "try again" if the agent
+			// died under their request.
+			e.agents[crashed].Kill()
+			t.Logf("the agent of %s killed (kill -9) at ADD %d", crashed, i)
+		case m == withAgent && i == concurrentADDs*3/5:
+			e.startAgent(t, crashed)
+			t.Logf("the agent of %s restarted at ADD %d", crashed, i)
+		}
 		if i == concurrentADDs*2/5 {
 			go func() {
 				defer close(restarted)

@@ -20,7 +20,8 @@ const (
 
 // slash22 is the /22 of the concurrency tests, with exclusions to honour.
 func slash22(e *env, t testing.TB, node string) []byte {
-	return e.netconf(t, map[string]any{"range": "10.20.0.0/22", "exclude": []string{"10.20.0.0/28", "10.20.2.7"}, "node_name": node}, nil)
+	return e.netconf(t, map[string]any{"range": "10.20.0.0/22", "exclude": []string{"10.20.0.0/28", "10.20.2.7"}, "node_name": node,
+		"lock_dir": e.nodeDir(node)}, nil)
 }
 
 func slash22Range(t testing.TB) *ranges.Range {
@@ -79,7 +80,13 @@ func checkDistinct(t *testing.T, outs []plugintesting.Outcome, r *ranges.Range) 
 }
 
 func TestThousandConcurrentADDs(t *testing.T) {
-	e := start(t)
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) { testThousandConcurrentADDs(t, m) })
+	}
+}
+
+func testThousandConcurrentADDs(t *testing.T, m mode) {
+	e := startIn(t, m)
 	ctx := ctxT(t, 10*time.Minute)
 	r := slash22Range(t)
 

@@ -61,6 +61,56 @@ type env struct {
 	cp         *controlplane.ControlPlane
 	kubeconfig string
 	lockDir    string
+	// agents, when started, are the node agents (plexus-daemon) of node-0..node-9, each with its
+	// own directory under lockDir, as on separate nodes.
+	agents map[string]*plugintesting.Agent
+}
+
+// mode is how the plugin runs: on its own (direct) or through node agents.
+type mode string
+
+const (
+	direct    mode = "direct"
+	withAgent mode = "agent"
+)
+
+var modes = []mode{direct, withAgent}
+
+// startIn starts an env for m: in agent mode, with an agent per node name.
+func startIn(t *testing.T, m mode) *env {
+	e := start(t)
+	if m == withAgent {
+		e.agents = map[string]*plugintesting.Agent{}
+		for i := range nodeNames {
+			e.startAgent(t, fmt.Sprintf("node-%d", i))
+		}
+	}
+	return e
+}
+
+// startAgent starts (or restarts) the agent of node.
+func (e *env) startAgent(t *testing.T, node string) {
+	t.Helper()
+	a, err := plugintesting.StartAgent(pluginBin, e.kubeconfig, e.nodeDir(node), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.agents[node] = a
+	t.Cleanup(func() {
+		if e.agents[node] == a {
+			if err := a.Stop(); err != nil {
+				t.Errorf("agent of %s: %v", node, err)
+			}
+		}
+	})
+}
+
+// nodeDir is the plugin's lock_dir on node.
+func (e *env) nodeDir(node string) string {
+	if e.agents == nil {
+		return e.lockDir
+	}
+	return filepath.Join(e.lockDir, node)
 }
 
 func start(t *testing.T) *env {
@@ -75,7 +125,9 @@ func (e *env) netconf(t testing.TB, ipam map[string]any, extra map[string]any) [
 	t.Helper()
 	ipam["type"] = "plexus-ipam"
 	ipam["kubernetes"] = map[string]any{"kubeconfig": e.kubeconfig}
-	ipam["lock_dir"] = e.lockDir
+	if _, ok := ipam["lock_dir"]; !ok {
+		ipam["lock_dir"] = e.lockDir
+	}
 	conf := map[string]any{"cniVersion": "1.0.0", "name": "testnet", "type": "macvlan", "ipam": ipam}
 	for k, v := range extra {
 		conf[k] = v

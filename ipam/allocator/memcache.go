@@ -1,22 +1,21 @@
-package testing
+package allocator
 
 import (
-	"sync"
-
-	"github.com/plexus-project/plexus/ipam/allocator"
 	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
+	"sync"
 )
 
-// Cache is an in-memory allocator.Cache.
-type Cache struct {
+// MemoryCache is the Cache of a long-lived allocator (the node agent): blocks kept in memory,
+// copied in and out so that callers may modify what they load.
+type MemoryCache struct {
 	mu sync.Mutex
 	m  map[string][]v1alpha1.IPBlock
 }
 
-var _ allocator.Cache = (*Cache)(nil)
+var _ Cache = (*MemoryCache)(nil)
 
-// Load implements allocator.Cache.
-func (c *Cache) Load(key string) ([]v1alpha1.IPBlock, bool) {
+// Load implements Cache.
+func (c *MemoryCache) Load(key string) ([]v1alpha1.IPBlock, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b, ok := c.m[key]
@@ -30,8 +29,8 @@ func (c *Cache) Load(key string) ([]v1alpha1.IPBlock, bool) {
 	return out, true
 }
 
-// Save implements allocator.Cache.
-func (c *Cache) Save(key string, blocks []v1alpha1.IPBlock) {
+// Save implements Cache.
+func (c *MemoryCache) Save(key string, blocks []v1alpha1.IPBlock) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {

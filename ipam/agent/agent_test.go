@@ -1,0 +1,174 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/plexus-project/plexus/ipam/agent"
+	"github.com/plexus-project/plexus/ipam/allocator"
+	fake "github.com/plexus-project/plexus/ipam/allocator/testing"
+	"github.com/plexus-project/plexus/ipam/ranges"
+)
+
+// serve starts an agent for node-a over store on a socket in a new directory.
+func serve(t *testing.T, store allocator.Store) string {
+	t.Helper()
+	dir := t.TempDir()
+	ln, err := agent.Listen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.NewServer("node-a", store, &fake.Locker{}).Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return dir
+}
+
+func dial(t *testing.T, dir, node string) *agent.Client {
+	t.Helper()
+	c, err := agent.Dial(context.Background(), dir, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func testPool(t *testing.T, spec ranges.Spec) allocator.Pool {
+	t.Helper()
+	r, err := ranges.Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return allocator.NewPool("", r)
+}
+
+func TestOperations(t *testing.T) {
+	store := fake.NewStore()
+	dir := serve(t, store)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := testPool(t, ranges.Spec{Range: "10.1.0.0/24", Exclude: []string{"10.1.0.1"}})
+	c := dial(t, dir, "")
+	o := allocator.Owner{ContainerID: "c1", IfName: "net1", PodNamespace: "ns", PodName: "p1", PodUID: "u1"}
+
+	addr, err := c.Allocate(ctx, p, o, netip.Addr{})
+	if err != nil || addr.String() != "10.1.0.2" {
+		t.Fatalf("Allocate = %s, %v; want 10.1.0.2", addr, err)
+	}
+	if b := store.Blocks(); len(b) != 1 || b[0].Spec.Node != "node-a" {
+		t.Fatalf("want one block of the agent's node, got %+v", b)
+	}
+	if again, err := c.Allocate(ctx, p, o, netip.Addr{}); err != nil || again != addr {
+		t.Fatalf("repeated Allocate = %s, %v", again, err)
+	}
+	if found, ok, err := c.Find(ctx, p, o); err != nil || !ok || found != addr {
+		t.Fatalf("Find = %s %v %v", found, ok, err)
+	}
+	// A named node is served as that node; a requested address taken is refused with the holder.
+	other := dial(t, dir, "node-b")
+	_, err = other.Allocate(ctx, p, allocator.Owner{ContainerID: "c2", IfName: "net1"}, addr)
+	if err == nil || !strings.Contains(err.Error(), "already allocated to pod ns/p1") {
+		t.Fatalf("taken address: %v", err)
+	}
+	b2, err := other.Allocate(ctx, p, allocator.Owner{ContainerID: "c2", IfName: "net1"}, netip.Addr{})
+	if err != nil || b2 == addr {
+		t.Fatalf("node-b got %s, %v", b2, err)
+	}
+	if err := c.Ping(ctx, ""); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if err := c.Release(ctx, "", o, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := c.Find(ctx, p, o); err != nil || ok {
+		t.Fatalf("Find after Release: %v %v", ok, err)
+	}
+	// Exhaustion is worded by the allocator and is not retryable.
+	tiny := testPool(t, ranges.Spec{Range: "10.2.0.0/30"})
+	for i := range 2 {
+		if _, err := c.Allocate(ctx, tiny, allocator.Owner{ContainerID: fmt.Sprint("t", i), IfName: "net1"}, netip.Addr{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = c.Allocate(ctx, tiny, allocator.Owner{ContainerID: "t9", IfName: "net1"}, netip.Addr{})
+	if err == nil || !strings.Contains(err.Error(), "is exhausted: all 2 addresses") || errors.Is(err, allocator.ErrUnavailable) {
+		t.Fatalf("exhausted: %v", err)
+	}
+}
+
+func TestUnavailableIsRetryableAndBounded(t *testing.T) {
+	store := fake.NewStore()
+	store.Unavailable = true
+	c := dial(t, serve(t, store), "")
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Allocate(ctx, testPool(t, ranges.Spec{Range: "10.1.0.0/24"}), allocator.Owner{ContainerID: "c1", IfName: "net1"}, netip.Addr{})
+	if !errors.Is(err, allocator.ErrUnavailable) || time.Since(start) > 2*time.Second {
+		t.Fatalf("%v after %s", err, time.Since(start))
+	}
+}
+
+func TestNoAgent(t *testing.T) {
+	if _, err := agent.Dial(context.Background(), t.TempDir(), ""); err == nil {
+		t.Fatal("Dial succeeded with no agent")
+	}
+}
+
+// TestConcurrentPluginsShareWrites: many plugin connections at once get distinct addresses with
+// far fewer block writes than allocations.
+func TestConcurrentPluginsShareWrites(t *testing.T) {
+	store := fake.NewStore()
+	dir := serve(t, store)
+	p := testPool(t, ranges.Spec{Range: "10.3.0.0/22"})
+	const n = 300
+	var mu sync.Mutex
+	seen := map[netip.Addr]bool{}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := agent.Dial(ctx, dir, "")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			addr, err := c.Allocate(ctx, p, allocator.Owner{ContainerID: fmt.Sprint("c", i), IfName: "net1"}, netip.Addr{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[addr] {
+				t.Errorf("%s handed out twice", addr)
+			}
+			seen[addr] = true
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("%d addresses for %d allocations", len(seen), n)
+	}
+	if w := store.Writes(); w >= n {
+		t.Errorf("%d block writes for %d allocations", w, n)
+	}
+	t.Logf("%d allocations, %d block writes", n, store.Writes())
+}

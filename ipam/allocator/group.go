@@ -1,0 +1,353 @@
+package allocator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
+)
+
+// Group commit. The API server spends ~5 ms of CPU on every IPBlock write, whatever it holds;
+// with one write per ADD that is the floor of a busy node. Allocations of one node and network
+// therefore queue up while a write is in flight and the next write records all of them: each
+// block is written once per round, with every address it gains. Correctness is unchanged: every
+// write is conditional on the resourceVersion it was based on, and a lost race puts the
+// allocations it carried back into the next round, on fresh data.
+
+// pending is one caller's allocation waiting in a group.
+type pending struct {
+	ctx   context.Context
+	pool  Pool
+	owner Owner
+	done  chan struct{}
+
+	mu      sync.Mutex
+	addr    netip.Addr
+	err     error
+	lastErr error // the last retryable failure met on the caller's behalf
+}
+
+func (p *pending) finish(addr netip.Addr, err error) {
+	p.mu.Lock()
+	p.addr, p.err = addr, err
+	p.mu.Unlock()
+	close(p.done)
+}
+
+func (p *pending) setLastErr(err error) {
+	p.mu.Lock()
+	p.lastErr = err
+	p.mu.Unlock()
+}
+
+// group is the queue of one node lock key; a drain goroutine runs while it is not empty.
+type group struct {
+	queue []*pending
+}
+
+func (a *Allocator) allocateGrouped(ctx context.Context, pool Pool, owner Owner) (netip.Addr, error) {
+	key := NetworkKey(pool.Network) + "." + a.opts.Node
+	p := &pending{ctx: ctx, pool: pool, owner: owner, done: make(chan struct{})}
+	a.mu.Lock()
+	g, running := a.groups[key]
+	if !running {
+		g = &group{}
+		a.groups[key] = g
+	}
+	g.queue = append(g.queue, p)
+	a.mu.Unlock()
+	if !running {
+		go a.drain(key, g)
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.lastErr != nil {
+			return netip.Addr{}, fmt.Errorf("%w (last error: %w)", ctx.Err(), p.lastErr)
+		}
+		return netip.Addr{}, fmt.Errorf("waiting for the allocation from pool %s: %w", pool.Name, ctx.Err())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.addr, p.err
+}
+
+// drain commits the queue of key a round at a time until it is empty. Callers that arrive while
+// a round is in flight, or while the API server is being waited for, join the next round.
+func (a *Allocator) drain(key string, g *group) {
+	var batch []*pending
+	fresh, races, backoff := false, 0, 50*time.Millisecond
+	for {
+		a.mu.Lock()
+		batch = append(batch, g.queue...)
+		g.queue = nil
+		if len(batch) == 0 {
+			delete(a.groups, key)
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
+		if batch = live(batch); len(batch) == 0 {
+			continue
+		}
+		ctx, cancel := batchContext(batch)
+		start := time.Now()
+		n := len(batch)
+		next, raced, err := a.commit(ctx, key, batch, fresh)
+		logr.FromContextOrDiscard(ctx).V(2).Info("round", "allocations", n, "left", len(next), "raced", raced, "fresh", fresh, "took", time.Since(start).String())
+		expired := ctx.Err() != nil
+		cancel()
+		batch = next
+		switch {
+		case err != nil && expired:
+			// Every caller has given up; live answers them with what they met before.
+		case err != nil && !errors.Is(err, ErrUnavailable):
+			for _, p := range batch {
+				p.finish(netip.Addr{}, err)
+			}
+			batch = nil
+		case err != nil:
+			logr.FromContextOrDiscard(batch[0].ctx).V(1).Info("API server unavailable, retrying", "after", backoff, "error", err.Error())
+			for _, p := range batch {
+				p.setLastErr(err)
+			}
+			wait(batch, backoff)
+			backoff = min(2*backoff, time.Second)
+			fresh = true
+		case raced:
+			fresh = true
+			if races++; races >= a.opts.MaxAttempts {
+				for _, p := range batch {
+					p.finish(netip.Addr{}, fmt.Errorf("gave up after %d lost races with other writers: %w", races, ErrConflict))
+				}
+				batch = nil
+			}
+		default:
+			fresh, races, backoff = false, 0, 50*time.Millisecond
+		}
+	}
+}
+
+// commit runs one round under the node lock.
+func (a *Allocator) commit(ctx context.Context, key string, batch []*pending, fresh bool) ([]*pending, bool, error) {
+	unlock, err := a.locker.Lock(ctx, key)
+	if err != nil {
+		return batch, false, fmt.Errorf("taking the node lock for network %q: %w", batch[0].pool.Network, err)
+	}
+	defer unlock()
+	return a.commitRound(ctx, NetworkKey(batch[0].pool.Network), batch, fresh)
+}
+
+// wait sleeps for d, or until the first deadline of batch.
+func wait(batch []*pending, d time.Duration) {
+	for _, p := range batch {
+		if dl, ok := p.ctx.Deadline(); ok {
+			d = min(d, time.Until(dl))
+		}
+	}
+	time.Sleep(max(d, 0))
+}
+
+// commitRound runs one round: every caller that fits in this node's blocks gets the lowest free
+// address, written with one conditional write per block; the first caller that does not fit
+// claims or borrows on its own. It returns the callers still waiting, and whether a race was lost
+// (the next round must read fresh data).
+func (a *Allocator) commitRound(ctx context.Context, netKey string, batch []*pending, fresh bool) (next []*pending, raced bool, err error) {
+	own, err := a.ownBlocks(ctx, netKey, fresh)
+	if err != nil {
+		return batch, false, err
+	}
+	sortBlocks(own)
+	writes := map[int][]*pending{}
+	addrs := map[*pending]netip.Addr{}
+	var unplaced []*pending
+	for _, p := range batch {
+		if addr, ok := findOwner(own, p.pool, p.owner); ok {
+			if !fresh {
+				next, raced = append(next, p), true // confirm on fresh data before answering
+				continue
+			}
+			p.finish(addr, nil)
+			continue
+		}
+		i, addr, ok := firstFree(own, p.pool)
+		if !ok {
+			unplaced = append(unplaced, p)
+			continue
+		}
+		if own[i].Spec.Allocations == nil {
+			own[i].Spec.Allocations = map[string]v1alpha1.Allocation{}
+		}
+		own[i].Spec.Allocations[addr.String()] = a.allocation(p.pool, p.owner)
+		writes[i] = append(writes[i], p)
+		addrs[p] = addr
+	}
+	next2, raced2, unavailable := a.write(ctx, netKey, own, writes, addrs)
+	next, raced = append(next, next2...), raced || raced2
+	if len(unplaced) > 0 && unavailable == nil {
+		rest, lostRace, err := a.placeElsewhere(ctx, netKey, unplaced)
+		return append(next, rest...), raced || lostRace, err
+	}
+	return append(next, unplaced...), raced, unavailable
+}
+
+// placeElsewhere serves the callers that do not fit in this node's blocks. While the pool has
+// blocks nobody claimed, the first caller claims one the way a lone ADD does and the others wait
+// for the next round, where the new block takes them. When every block is claimed, they all
+// borrow in this round: one listing, one conditional write per lending block.
+func (a *Allocator) placeElsewhere(ctx context.Context, netKey string, unplaced []*pending) (next []*pending, raced bool, err error) {
+	all, err := a.store.ListBlocks(ctx, netKey, "")
+	if err != nil {
+		return unplaced, false, fmt.Errorf("listing the IP blocks of network %q: %w", unplaced[0].pool.Network, err)
+	}
+	var claimers, borrowers []*pending
+	for _, p := range unplaced {
+		if len(unclaimed(p.pool, all, nil, 1)) > 0 {
+			claimers = append(claimers, p)
+		} else {
+			borrowers = append(borrowers, p)
+		}
+	}
+	if len(claimers) > 0 {
+		// The others wait for the next round, where the claimed block takes them.
+		a.claimFor(claimers[0], all)
+		next = claimers[1:]
+	}
+	if len(borrowers) == 0 {
+		return next, false, nil
+	}
+	sortBlocks(all)
+	writes := map[int][]*pending{}
+	addrs := map[*pending]netip.Addr{}
+	start := rand.IntN(max(len(all), 1)) // borrowers of several nodes spread over the lenders
+	for _, p := range borrowers {
+		if addr, ok := findOwner(all, p.pool, p.owner); ok { // already holds a borrowed address
+			p.finish(addr, nil)
+			continue
+		}
+		placed := false
+		for k := range all {
+			i := (start + k) % len(all)
+			addr, ok := lowestFree(&all[i], p.pool)
+			if !ok {
+				continue
+			}
+			if all[i].Spec.Allocations == nil {
+				all[i].Spec.Allocations = map[string]v1alpha1.Allocation{}
+			}
+			all[i].Spec.Allocations[addr.String()] = a.allocation(p.pool, p.owner)
+			writes[i], addrs[p], placed = append(writes[i], p), addr, true
+			break
+		}
+		if !placed {
+			p.finish(netip.Addr{}, &ExhaustedError{Pool: p.pool.Name, Size: p.pool.Range.Size().String()})
+		}
+	}
+	rest, raced, err := a.write(ctx, netKey, all, writes, addrs)
+	return append(next, rest...), raced, err
+}
+
+// claimFor allocates for p the way a lone ADD does (claiming a block), starting from the
+// blocks just listed.
+func (a *Allocator) claimFor(p *pending, listed []v1alpha1.IPBlock) {
+	all := make([]v1alpha1.IPBlock, len(listed))
+	for i := range listed {
+		listed[i].DeepCopyInto(&all[i])
+	}
+	var addr netip.Addr
+	err := a.retry(p.ctx, func(at *attempt) error {
+		if at.all == nil && !at.fresh {
+			at.all = all
+		}
+		var err error
+		addr, err = a.tryAllocate(p.ctx, p.pool, p.owner, netip.Addr{}, at)
+		return err
+	})
+	p.finish(addr, err)
+}
+
+// write records the allocations of writes (by index into blocks) with one conditional write per
+// block and answers their callers. It returns the callers whose write lost a race or met an
+// unavailable API server.
+func (a *Allocator) write(ctx context.Context, netKey string, blocks []v1alpha1.IPBlock, writes map[int][]*pending, addrs map[*pending]netip.Addr) (next []*pending, raced bool, unavailable error) {
+	order := make([]int, 0, len(writes))
+	for i := range writes {
+		order = append(order, i)
+	}
+	sort.Ints(order)
+	for _, i := range order {
+		updated, err := a.store.UpdateBlock(ctx, &blocks[i])
+		switch {
+		case errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound):
+			next, raced = append(next, writes[i]...), true
+		case errors.Is(err, ErrUnavailable):
+			next, unavailable = append(next, writes[i]...), err
+		case err != nil:
+			for _, p := range writes[i] {
+				p.finish(netip.Addr{}, fmt.Errorf("writing %s into IP block %s: %w", addrs[p], blocks[i].Name, err))
+			}
+		default:
+			a.remember(netKey, updated)
+			for _, p := range writes[i] {
+				p.finish(addrs[p], nil)
+			}
+		}
+	}
+	return next, raced, unavailable
+}
+
+// firstFree is the lowest free address of pool in blocks (sorted), and its block's index.
+func firstFree(blocks []v1alpha1.IPBlock, pool Pool) (int, netip.Addr, bool) {
+	for i := range blocks {
+		if addr, ok := lowestFree(&blocks[i], pool); ok {
+			return i, addr, true
+		}
+	}
+	return 0, netip.Addr{}, false
+}
+
+// live drops the callers that have given up, answering them with their context's error.
+func live(batch []*pending) []*pending {
+	out := batch[:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.mu.Lock()
+			last := p.lastErr
+			p.mu.Unlock()
+			if last != nil {
+				err = fmt.Errorf("%w (last error: %w)", err, last)
+			}
+			p.finish(netip.Addr{}, err)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// batchContext lasts as long as the most patient caller of batch, and carries the first caller's
+// logger.
+func batchContext(batch []*pending) (context.Context, context.CancelFunc) {
+	base := context.WithoutCancel(batch[0].ctx)
+	var latest time.Time
+	for _, p := range batch {
+		d, ok := p.ctx.Deadline()
+		if !ok {
+			return context.WithCancel(base)
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(base, latest)
+}
