@@ -172,3 +172,32 @@ func TestConcurrentPluginsShareWrites(t *testing.T) {
 	}
 	t.Logf("%d allocations, %d block writes", n, store.Writes())
 }
+
+// TestShutdownWithIdleConnection: a plugin that keeps its connection open does not hold the
+// agent up when it stops.
+func TestShutdownWithIdleConnection(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := agent.Listen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- agent.NewServer("node-a", fake.NewStore(), &fake.Locker{}).Serve(ctx, ln) }()
+	c := dial(t, dir, "")
+	if err := c.Ping(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return with a connection left open")
+	}
+	if _, err := agent.Dial(context.Background(), dir, ""); err == nil {
+		t.Fatal("the socket still answers after the agent stopped")
+	}
+}

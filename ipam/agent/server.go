@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 
@@ -61,7 +62,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	log := logr.FromContextOrDiscard(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	stop := context.AfterFunc(ctx, func() {
+		ln.Close()
+		// Requests in flight are answered; idle connections stop waiting for the next one.
+		mu.Lock()
+		defer mu.Unlock()
+		for c := range conns {
+			c.SetReadDeadline(time.Now())
+		}
+	})
 	defer stop()
 	log.Info("IPAM agent serving", "socket", ln.Addr().String(), "node", s.node)
 	for {
@@ -72,10 +83,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("accepting on %s: %w", ln.Addr(), err)
 		}
+		mu.Lock()
+		conns[conn] = true
+		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s.serveConn(logr.NewContext(context.WithoutCancel(ctx), log), conn)
+			mu.Lock()
+			delete(conns, conn)
+			mu.Unlock()
 		}()
 	}
 }

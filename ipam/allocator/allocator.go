@@ -150,13 +150,11 @@ func (a *Allocator) allocateOne(ctx context.Context, pool Pool, owner Owner, req
 // Release frees every address owner holds in network (one per range), keeping it reserved for
 // the pod's namespace/name for stickyTTL when stickyTTL > 0. Releasing what is not allocated
 // succeeds.
+//
+// Concurrent releases of one network are committed as a group, like allocations.
 func (a *Allocator) Release(ctx context.Context, network string, owner Owner, stickyTTL time.Duration) error {
-	unlock, err := a.locker.Lock(ctx, NetworkKey(network)+"."+a.opts.Node)
-	if err != nil {
-		return fmt.Errorf("taking the node lock for network %q: %w", network, err)
-	}
-	defer unlock()
-	return a.retry(ctx, func(at *attempt) error { return a.tryRelease(ctx, network, owner, stickyTTL, at.fresh) })
+	_, err := a.enqueue(&pending{ctx: ctx, network: network, owner: owner, release: true, stickyTTL: stickyTTL})
+	return err
 }
 
 // retry repeats fn after lost races (immediately) and while the API server is unavailable (with
@@ -215,12 +213,13 @@ func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, req
 		return addr, nil
 	}
 	var all []v1alpha1.IPBlock
+	reused := false // all is an earlier listing, blind to blocks claimed since
 	listAll := func() error {
 		if all != nil {
 			return nil
 		}
 		if at.all != nil {
-			all = at.all
+			all, reused = at.all, true
 			return nil
 		}
 		all, err = a.store.ListBlocks(ctx, netKey, "")
@@ -276,6 +275,9 @@ func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, req
 		b := &all[lenders[rand.IntN(len(lenders))]]
 		addr, _ := lowestFree(b, pool)
 		return addr, a.put(ctx, b, addr, pool, owner)
+	}
+	if reused {
+		return netip.Addr{}, errStale // only a fresh listing can tell the pool is full
 	}
 	return netip.Addr{}, &ExhaustedError{Pool: pool.Name, Size: pool.Range.Size().String()}
 }
@@ -372,21 +374,7 @@ func (a *Allocator) tryRelease(ctx context.Context, network string, owner Owner,
 	}
 	for i := range blocks {
 		b := &blocks[i]
-		changed := false
-		for addr, al := range b.Spec.Allocations {
-			if al.ContainerID != owner.ContainerID || al.IfName != owner.IfName || al.ReservedUntil != nil {
-				continue
-			}
-			changed = true
-			if stickyTTL > 0 && al.PodName != "" {
-				until := metav1.NewTime(a.opts.Clock().Add(stickyTTL))
-				al.ReservedUntil, al.ContainerID, al.IfName = &until, "", ""
-				b.Spec.Allocations[addr] = al
-				continue
-			}
-			delete(b.Spec.Allocations, addr)
-		}
-		if !changed {
+		if !a.releaseIn(b, owner, stickyTTL) {
 			continue
 		}
 		updated, err := a.store.UpdateBlock(ctx, b)
@@ -397,16 +385,42 @@ func (a *Allocator) tryRelease(ctx context.Context, network string, owner Owner,
 			return fmt.Errorf("freeing the addresses of container %s in IP block %s: %w", owner.ContainerID, b.Name, err)
 		}
 		a.remember(netKey, updated)
-		if len(updated.Spec.Allocations) == 0 {
-			// Give the empty block back; a concurrent writer makes this a no-op.
-			a.forget(netKey, updated.Name)
-			if err := a.store.DeleteBlock(ctx, updated.Name, updated.ResourceVersion); err != nil &&
-				!errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
-				logr.FromContextOrDiscard(ctx).Info("could not release an empty IP block; the reconciler will", "block", updated.Name, "error", err.Error())
-			}
-		}
+		a.giveBackIfEmpty(ctx, netKey, updated)
 	}
 	return nil
+}
+
+// releaseIn removes owner's allocations from b, or turns them into reservations for the pod's
+// namespace/name until stickyTTL from now when stickyTTL > 0. It reports whether b changed.
+func (a *Allocator) releaseIn(b *v1alpha1.IPBlock, owner Owner, stickyTTL time.Duration) bool {
+	changed := false
+	for addr, al := range b.Spec.Allocations {
+		if al.ContainerID != owner.ContainerID || al.IfName != owner.IfName || al.ReservedUntil != nil {
+			continue
+		}
+		changed = true
+		if stickyTTL > 0 && al.PodName != "" {
+			until := metav1.NewTime(a.opts.Clock().Add(stickyTTL))
+			al.ReservedUntil, al.ContainerID, al.IfName = &until, "", ""
+			b.Spec.Allocations[addr] = al
+			continue
+		}
+		delete(b.Spec.Allocations, addr)
+	}
+	return changed
+}
+
+// giveBackIfEmpty deletes b, just written, when it holds nothing any more; a concurrent writer
+// makes this a no-op.
+func (a *Allocator) giveBackIfEmpty(ctx context.Context, netKey string, b *v1alpha1.IPBlock) {
+	if len(b.Spec.Allocations) > 0 {
+		return
+	}
+	a.forget(netKey, b.Name)
+	if err := a.store.DeleteBlock(ctx, b.Name, b.ResourceVersion); err != nil &&
+		!errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
+		logr.FromContextOrDiscard(ctx).Info("could not release an empty IP block; the reconciler will", "block", b.Name, "error", err.Error())
+	}
 }
 
 // Find returns the address owner holds in pool, if any (for CNI CHECK).

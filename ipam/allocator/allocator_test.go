@@ -11,6 +11,7 @@ import (
 
 	"github.com/plexus-project/plexus/ipam/allocator"
 	fake "github.com/plexus-project/plexus/ipam/allocator/testing"
+	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
 	"github.com/plexus-project/plexus/ipam/ranges"
 )
 
@@ -326,6 +327,34 @@ func TestGroupCommit(t *testing.T) {
 	if u := allocator.PoolUsage(p, s.Blocks()); u.Used.Int64() != total {
 		t.Fatalf("usage %+v after re-ADDs", u)
 	}
+
+	// Releases are grouped too; some run on another node (the address is in a foreign block).
+	before := s.Writes()
+	errs = make(chan error, total)
+	for i := 0; i < total; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			a := agents[i%nodes]
+			if i%10 == 7 {
+				a = agents[(i+1)%nodes]
+			}
+			if err := a.Release(ctx, "", owner(i), 0); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if left := s.Blocks(); len(left) != 0 {
+		t.Fatalf("%d blocks left after releasing everything", len(left))
+	}
+	if w := s.Writes() - before; w > total/2 {
+		t.Errorf("%d block writes for %d concurrent releases: they were not grouped", w, total)
+	}
 }
 
 func TestGroupCommitGivesUpWithItsCaller(t *testing.T) {
@@ -398,5 +427,55 @@ func TestGroupBorrowing(t *testing.T) {
 	}
 	if u := allocator.PoolUsage(p, s.Blocks()); u.Free.Int64() != 0 {
 		t.Fatalf("usage %+v", u)
+	}
+}
+
+// listHook runs after, once armed, after the next listing of a whole network and before the
+// caller sees it: another node acts between the listing and what the caller does with it.
+type listHook struct {
+	*fake.Store
+	mu    sync.Mutex
+	after func()
+}
+
+func (h *listHook) arm(f func()) { h.mu.Lock(); h.after = f; h.mu.Unlock() }
+
+func (h *listHook) ListBlocks(ctx context.Context, network, node string) ([]v1alpha1.IPBlock, error) {
+	blocks, err := h.Store.ListBlocks(ctx, network, node)
+	h.mu.Lock()
+	f := h.after
+	if node == "" {
+		h.after = nil
+	}
+	h.mu.Unlock()
+	if node == "" && f != nil {
+		f()
+	}
+	return blocks, err
+}
+
+// TestStaleListingIsNeverExhausted: a node whose blocks are full lists the network, another node
+// claims the last free block meanwhile, and the claim is lost. The pool is not full (the other
+// node's block has room): the node borrows instead of reporting it exhausted.
+func TestStaleListingIsNeverExhausted(t *testing.T) {
+	ctx := context.Background()
+	s := fake.NewStore()
+	p := pool(t, "", ranges.Spec{Range: "10.0.0.0/26"}) // blocks .0/27 (31 usable) and .32/27 (31)
+	n2 := allocator.New(s, &fake.Locker{}, allocator.Options{Node: "n2"})
+	h := &listHook{Store: s}
+	n1 := allocator.New(h, &fake.Locker{}, allocator.Options{Node: "n1", Cache: &allocator.MemoryCache{}})
+	for i := range 31 {
+		if _, err := n1.Allocate(ctx, p, owner(i), netip.Addr{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.arm(func() {
+		if got, err := n2.Allocate(ctx, p, owner(100), netip.Addr{}); err != nil || got.String() != "10.0.0.32" {
+			t.Errorf("n2 claimed %s, %v", got, err)
+		}
+	})
+	got, err := n1.Allocate(ctx, p, owner(31), netip.Addr{})
+	if err != nil || got.String() != "10.0.0.33" {
+		t.Fatalf("n1 got %s, %v; want to borrow 10.0.0.33", got, err)
 	}
 }

@@ -22,12 +22,17 @@ import (
 // write is conditional on the resourceVersion it was based on, and a lost race puts the
 // allocations it carried back into the next round, on fresh data.
 
-// pending is one caller's allocation waiting in a group.
+// pending is one caller's allocation, or release, waiting in a group.
 type pending struct {
-	ctx   context.Context
-	pool  Pool
-	owner Owner
-	done  chan struct{}
+	ctx     context.Context
+	network string
+	owner   Owner
+	// pool is the pool of an allocation.
+	pool Pool
+	// release marks a release, with its stickyTTL.
+	release   bool
+	stickyTTL time.Duration
+	done      chan struct{}
 
 	mu      sync.Mutex
 	addr    netip.Addr
@@ -54,8 +59,14 @@ type group struct {
 }
 
 func (a *Allocator) allocateGrouped(ctx context.Context, pool Pool, owner Owner) (netip.Addr, error) {
-	key := NetworkKey(pool.Network) + "." + a.opts.Node
-	p := &pending{ctx: ctx, pool: pool, owner: owner, done: make(chan struct{})}
+	return a.enqueue(&pending{ctx: ctx, network: pool.Network, pool: pool, owner: owner})
+}
+
+// enqueue queues p in the group of its node lock key, starting the group's drain when it is
+// not running, and waits for p's answer or for p's caller to give up.
+func (a *Allocator) enqueue(p *pending) (netip.Addr, error) {
+	p.done = make(chan struct{})
+	key := NetworkKey(p.network) + "." + a.opts.Node
 	a.mu.Lock()
 	g, running := a.groups[key]
 	if !running {
@@ -69,13 +80,13 @@ func (a *Allocator) allocateGrouped(ctx context.Context, pool Pool, owner Owner)
 	}
 	select {
 	case <-p.done:
-	case <-ctx.Done():
+	case <-p.ctx.Done():
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.lastErr != nil {
-			return netip.Addr{}, fmt.Errorf("%w (last error: %w)", ctx.Err(), p.lastErr)
+			return netip.Addr{}, fmt.Errorf("%w (last error: %w)", p.ctx.Err(), p.lastErr)
 		}
-		return netip.Addr{}, fmt.Errorf("waiting for the allocation from pool %s: %w", pool.Name, ctx.Err())
+		return netip.Addr{}, fmt.Errorf("waiting for the node's other allocations in network %q: %w", p.network, p.ctx.Err())
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -142,10 +153,10 @@ func (a *Allocator) drain(key string, g *group) {
 func (a *Allocator) commit(ctx context.Context, key string, batch []*pending, fresh bool) ([]*pending, bool, error) {
 	unlock, err := a.locker.Lock(ctx, key)
 	if err != nil {
-		return batch, false, fmt.Errorf("taking the node lock for network %q: %w", batch[0].pool.Network, err)
+		return batch, false, fmt.Errorf("taking the node lock for network %q: %w", batch[0].network, err)
 	}
 	defer unlock()
-	return a.commitRound(ctx, NetworkKey(batch[0].pool.Network), batch, fresh)
+	return a.commitRound(ctx, NetworkKey(batch[0].network), batch, fresh)
 }
 
 // wait sleeps for d, or until the first deadline of batch.
@@ -158,9 +169,10 @@ func wait(batch []*pending, d time.Duration) {
 	time.Sleep(max(d, 0))
 }
 
-// commitRound runs one round: every caller that fits in this node's blocks gets the lowest free
-// address, written with one conditional write per block; the first caller that does not fit
-// claims or borrows on its own. It returns the callers still waiting, and whether a race was lost
+// commitRound runs one round: releases found in this node's blocks are applied, then every
+// caller that fits in this node's blocks gets the lowest free address, all written with one
+// conditional write per block; releases elsewhere and callers that do not fit are served on
+// their own or in the next round. It returns the callers still waiting, and whether a race was lost
 // (the next round must read fresh data).
 func (a *Allocator) commitRound(ctx context.Context, netKey string, batch []*pending, fresh bool) (next []*pending, raced bool, err error) {
 	own, err := a.ownBlocks(ctx, netKey, fresh)
@@ -170,8 +182,30 @@ func (a *Allocator) commitRound(ctx context.Context, netKey string, batch []*pen
 	sortBlocks(own)
 	writes := map[int][]*pending{}
 	addrs := map[*pending]netip.Addr{}
-	var unplaced []*pending
+	var unplaced, elsewhere []*pending
 	for _, p := range batch {
+		if !p.release {
+			continue
+		}
+		// A release is grouped when it touches one of this node's blocks (the usual DEL); one
+		// in a borrowed block, in two blocks (dual-stack) or not in the cache goes on its own.
+		touched, n := 0, 0
+		for i := range own {
+			if holds(own[i:i+1], p.owner) {
+				touched, n = i, n+1
+			}
+		}
+		if n != 1 {
+			elsewhere = append(elsewhere, p)
+			continue
+		}
+		a.releaseIn(&own[touched], p.owner, p.stickyTTL)
+		writes[touched] = append(writes[touched], p)
+	}
+	for _, p := range batch {
+		if p.release {
+			continue
+		}
 		if addr, ok := findOwner(own, p.pool, p.owner); ok {
 			if !fresh {
 				next, raced = append(next, p), true // confirm on fresh data before answering
@@ -194,6 +228,15 @@ func (a *Allocator) commitRound(ctx context.Context, netKey string, batch []*pen
 	}
 	next2, raced2, unavailable := a.write(ctx, netKey, own, writes, addrs)
 	next, raced = append(next, next2...), raced || raced2
+	if len(elsewhere) > 0 && unavailable == nil {
+		p := elsewhere[0]
+		p.finish(netip.Addr{}, a.retry(p.ctx, func(at *attempt) error {
+			return a.tryRelease(p.ctx, p.network, p.owner, p.stickyTTL, at.fresh)
+		}))
+		next = append(next, elsewhere[1:]...)
+	} else {
+		next = append(next, elsewhere...)
+	}
 	if len(unplaced) > 0 && unavailable == nil {
 		rest, lostRace, err := a.placeElsewhere(ctx, netKey, unplaced)
 		return append(next, rest...), raced || lostRace, err
@@ -294,10 +337,16 @@ func (a *Allocator) write(ctx context.Context, netKey string, blocks []v1alpha1.
 			next, unavailable = append(next, writes[i]...), err
 		case err != nil:
 			for _, p := range writes[i] {
-				p.finish(netip.Addr{}, fmt.Errorf("writing %s into IP block %s: %w", addrs[p], blocks[i].Name, err))
+				what := "writing " + addrs[p].String() + " into"
+				if p.release {
+					what = "freeing the addresses of container " + p.owner.ContainerID + " in"
+				}
+				p.finish(netip.Addr{}, fmt.Errorf("%s IP block %s: %w", what, blocks[i].Name, err))
 			}
 		default:
 			a.remember(netKey, updated)
+			// Before answering: a plugin process exits as soon as it has its answer.
+			a.giveBackIfEmpty(ctx, netKey, updated)
 			for _, p := range writes[i] {
 				p.finish(addrs[p], nil)
 			}

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"os"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 
+	"github.com/plexus-project/plexus/ipam/agent"
 	"github.com/plexus-project/plexus/ipam/allocator"
 	fake "github.com/plexus-project/plexus/ipam/allocator/testing"
 )
@@ -29,10 +31,52 @@ func args(id, conf string) *skel.CmdArgs {
 	return &skel.CmdArgs{ContainerID: id, IfName: "net1", Netns: "/x", Args: "K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p;K8S_POD_UID=u", StdinData: []byte(conf)}
 }
 
+// agentHost is fakeHost with a node agent (named agent-node) serving over the same store.
+func agentHost(t *testing.T, s *fake.Store) Host {
+	dir := t.TempDir()
+	ln, err := agent.Listen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		agent.NewServer("agent-node", s, &fake.Locker{}).Serve(ctx, ln)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	h := fakeHost(s)
+	h.NewStore = func(string, time.Duration) (allocator.Store, error) {
+		return nil, errors.New("the plugin must not reach the API server itself when the agent answers")
+	}
+	h.DialAgent = func(_, node string) (Allocator, func(), error) {
+		c, err := agent.Dial(context.Background(), dir, node)
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, func() { c.Close() }, nil
+	}
+	return h
+}
+
 func TestCommands(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		host func(*testing.T, *fake.Store) Host
+		node string
+	}{
+		{"direct", func(_ *testing.T, s *fake.Store) Host { return fakeHost(s) }, "host-1"},
+		{"agent", agentHost, "agent-node"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			s := fake.NewStore()
+			testCommands(t, s, New(tc.host(t, s)), tc.node)
+		})
+	}
+}
+
+func testCommands(t *testing.T, s *fake.Store, p *Plugin, node string) {
 	const conf = `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"plexus-ipam","ipRanges":[{"range":"10.0.0.0/24"},{"range":"fd00::/127"}],"timeout":"1s"}}`
-	s := fake.NewStore()
-	p := New(fakeHost(s))
 	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	stdout := os.Stdout
 	os.Stdout = devnull // Add prints its result
@@ -45,8 +89,8 @@ func TestCommands(t *testing.T) {
 		t.Fatalf("CHECK: %v", err)
 	}
 	blocks := s.Blocks()
-	if len(blocks) != 2 || blocks[0].Spec.Node != "host-1" {
-		t.Fatalf("want one block per family on node host-1 (the host name), got %+v", blocks)
+	if len(blocks) != 2 || blocks[0].Spec.Node != node {
+		t.Fatalf("want one block per family on node %s, got %+v", node, blocks)
 	}
 	if err := p.Add(args("c2", conf)); err != nil {
 		t.Fatal(err)

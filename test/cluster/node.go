@@ -50,7 +50,7 @@ const containerdSocket = "/run/containerd/containerd.sock"
 var nodeBinds = []string{
 	"/var/lib/kubelet", "/run/containerd", "/etc/cni/net.d", "/opt/cni/bin", "/var/lib/cni",
 	"/run/k8s.cni.cncf.io", "/var/log/pods", "/var/log/containers", "/opt/containerd",
-	"/var/lib/plexus", "/run/plexus", "/etc/plexus",
+	"/var/lib/plexus", "/run/plexus", "/etc/plexus", "/run/plexus-ipam",
 }
 
 func (c *Cluster) nodeNames() []string {

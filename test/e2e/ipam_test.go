@@ -15,10 +15,11 @@ import (
 )
 
 // TestIPAMOnNodes runs the plexus-ipam binary the sandbox installs in every node's
-// /opt/cni/bin, on the nodes, the way a CNI runtime does: with the kubeconfig the sandbox
-// writes on each node (user plexus-ipam, RBAC from the sandbox's manifest) and the node's name
-// from its host name. Two ADDs per node from one range give four distinct addresses; DEL frees
-// them.
+// /opt/cni/bin, on the nodes, the way a CNI runtime does. First on its own: with the kubeconfig
+// the sandbox writes on each node (user plexus-ipam, RBAC from the sandbox's manifest) and the
+// node's name from its host name. Then through the IPAM agent of plexus-daemon, installed as a
+// DaemonSet (its ServiceAccount, the node name from the downward API). Each time, two ADDs per
+// node from one range give four distinct addresses on blocks of the right nodes; DEL frees them.
 func TestIPAMOnNodes(t *testing.T) {
 	s := requireSuite(t)
 	if _, ok := s.build.Binaries["plexus-ipam"]; !ok {
@@ -33,12 +34,6 @@ func TestIPAMOnNodes(t *testing.T) {
 	if _, err := kubectlStdin(ctx, s.Cluster, string(y), "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
-	const conf = `{"cniVersion": "1.0.0", "name": "e2e-ipam", "type": "macvlan",
-		"ipam": {"type": "plexus-ipam", "range": "198.18.230.0/28"}}`
-	prefix := netip.MustParsePrefix("198.18.230.0/28")
-	seen := map[string]string{}
-	type call struct{ node, id string }
-	var added []call
 	// CNI_NETNS must name a namespace other than the plugin's: a pod's, on each node.
 	netns := map[string]string{}
 	for _, n := range s.Nodes {
@@ -50,6 +45,35 @@ func TestIPAMOnNodes(t *testing.T) {
 		}
 		netns[n.Name] = fmt.Sprintf("/proc/%d/ns/net", pid)
 	}
+	t.Run("direct", func(t *testing.T) { addAndDelOnNodes(ctx, t, s, netns, "") })
+	if _, ok := s.build.Binaries["plexus-daemon"]; !ok {
+		t.Skip("cmd/plexus-daemon does not build yet")
+	}
+	t.Run("agent", func(t *testing.T) {
+		if err := demo.Install(ctx, s.Cluster, "plexus-daemon"); err != nil {
+			t.Fatal(err)
+		}
+		y, _ := demo.Manifest("plexus-daemon")
+		defer kubectlStdin(context.Background(), s.Cluster, string(y), "delete", "-f", "-", "--wait=true")
+		for _, n := range s.Nodes {
+			if err := n.Command(ctx, "test", "-S", demo.IPAMAgentSocket).Run(); err != nil {
+				t.Fatalf("no IPAM agent listening at %s on %s", demo.IPAMAgentSocket, n.Name)
+			}
+		}
+		// A kubeconfig that does not exist: only the agent (its own credentials) can answer.
+		addAndDelOnNodes(ctx, t, s, netns, `, "kubernetes": {"kubeconfig": "/nonexistent"}`)
+	})
+}
+
+// addAndDelOnNodes runs two ADDs of one range on every node, checks the addresses and blocks,
+// and DELs them; ipamExtra is added to the ipam section.
+func addAndDelOnNodes(ctx context.Context, t *testing.T, s *suiteCluster, netns map[string]string, ipamExtra string) {
+	conf := `{"cniVersion": "1.0.0", "name": "e2e-ipam", "type": "macvlan",
+		"ipam": {"type": "plexus-ipam", "range": "198.18.230.0/28"` + ipamExtra + `}}`
+	prefix := netip.MustParsePrefix("198.18.230.0/28")
+	seen := map[string]string{}
+	type call struct{ node, id string }
+	var added []call
 	for _, n := range s.Nodes {
 		for i := range 2 {
 			id := fmt.Sprintf("e2e-%s-%d", n.Name, i)

@@ -47,7 +47,7 @@ func components() []component {
 		{bin: "plexus-webhook", role: "admission webhook (Deployment)", manifest: "plexus-webhook.yaml", setup: webhookSetup, ready: webhookReady},
 		{bin: "plexus-extender", role: "scheduler extender"},
 		{bin: "plexus-controller", role: "IPAM and certificate reconcilers (Deployment)", manifest: "plexus-controller.yaml", setup: ensureNamespace, ready: controllerReady},
-		{bin: "plexus-daemon", role: "node CNI daemon (DaemonSet)"},
+		{bin: "plexus-daemon", role: "node daemon: IPAM agent (DaemonSet)", manifest: "plexus-daemon.yaml", ready: daemonReady},
 		{bin: "plexus", role: "CNI meta-plugin", cni: true},
 		{bin: "plexus-sriov", role: "SR-IOV CNI plugin", cni: true},
 		{bin: "plexus-ipam", role: "IPAM CNI plugin", cni: true, manifest: "plexus-ipam.yaml"},
@@ -119,6 +119,29 @@ func installComponent(ctx context.Context, c *cluster.Cluster, comp component) e
 	return nil
 }
 
+// daemonReady waits until plexus-daemon runs on every node and its IPAM agent listens there.
+func daemonReady(ctx context.Context, c *cluster.Cluster) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		ds, err := c.Clientset.AppsV1().DaemonSets("kube-system").Get(ctx, "plexus-daemon", metav1.GetOptions{})
+		if err != nil || ds.Status.DesiredNumberScheduled != int32(len(c.Nodes)) || ds.Status.NumberReady != ds.Status.DesiredNumberScheduled {
+			last = "pods not ready on every node"
+			return false, nil
+		}
+		for _, n := range c.Nodes {
+			if err := n.Command(ctx, "test", "-S", IPAMAgentSocket).Run(); err != nil {
+				last = fmt.Sprintf("no IPAM agent socket %s on node %s", IPAMAgentSocket, n.Name)
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", last, err)
+	}
+	return nil
+}
+
 // devicePluginReady waits until every node advertises the emulated VFs.
 func devicePluginReady(ctx context.Context, c *cluster.Cluster) error {
 	var last string
@@ -152,6 +175,17 @@ func kubectl(ctx context.Context, c *cluster.Cluster, stdin string, args ...stri
 		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return string(out), nil
+}
+
+// Install installs Plexus command bin in c as the demo does and waits until it works, for the
+// e2e tests.
+func Install(ctx context.Context, c *cluster.Cluster, bin string) error {
+	for _, comp := range components() {
+		if comp.bin == bin {
+			return installComponent(ctx, c, comp)
+		}
+	}
+	return fmt.Errorf("%s is not a Plexus component", bin)
 }
 
 // Manifest returns the YAML that installs Plexus command bin in the sandbox, for the e2e tests.

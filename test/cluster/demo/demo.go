@@ -35,6 +35,10 @@ type Options struct {
 	Out io.Writer
 }
 
+// IPAMAgentSocket is where plexus-daemon's IPAM agent listens on every node: plexus-ipam's
+// default lock_dir.
+const IPAMAgentSocket = "/run/plexus-ipam/agent.sock"
+
 // IPAMUser is the identity plexus-ipam uses from the nodes.
 const IPAMUser = "plexus-ipam"
 
