@@ -16,10 +16,24 @@ import (
 	"github.com/plexus-project/plexus/ipam/ranges"
 )
 
-// serve starts an agent for node-a over store on a socket in a new directory.
+// serve starts an agent for node-a over store on a socket in a new directory, stopped when the
+// test ends.
 func serve(t *testing.T, store allocator.Store) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir, stop := start(t, store)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return dir
+}
+
+// start starts an agent for node-a over store on a socket in a new directory; stop stops it and
+// returns what Serve returned.
+func start(t *testing.T, store allocator.Store) (dir string, stop func() error) {
+	t.Helper()
+	dir = t.TempDir()
 	ln, err := agent.Listen(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -27,13 +41,7 @@ func serve(t *testing.T, store allocator.Store) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- agent.NewServer("node-a", store, &fake.Locker{}).Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return dir
+	return dir, func() error { cancel(); return <-done }
 }
 
 func dial(t *testing.T, dir, node string) *agent.Client {
@@ -132,6 +140,7 @@ func TestNoAgent(t *testing.T) {
 // far fewer block writes than allocations.
 func TestConcurrentPluginsShareWrites(t *testing.T) {
 	store := fake.NewStore()
+	store.WriteDelay = time.Millisecond
 	dir := serve(t, store)
 	p := testPool(t, ranges.Spec{Range: "10.3.0.0/22"})
 	const n = 300
@@ -176,21 +185,15 @@ func TestConcurrentPluginsShareWrites(t *testing.T) {
 // TestShutdownWithIdleConnection: a plugin that keeps its connection open does not hold the
 // agent up when it stops.
 func TestShutdownWithIdleConnection(t *testing.T) {
-	dir := t.TempDir()
-	ln, err := agent.Listen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- agent.NewServer("node-a", fake.NewStore(), &fake.Locker{}).Serve(ctx, ln) }()
+	dir, stop := start(t, fake.NewStore())
 	c := dial(t, dir, "")
 	if err := c.Ping(context.Background(), ""); err != nil {
 		t.Fatal(err)
 	}
-	cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
 	select {
-	case err := <-done:
+	case err := <-stopped:
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -142,10 +142,35 @@ func TestConcurrentNodesNoDuplicates(t *testing.T) {
 	locker := &fake.Locker{}
 	p := pool(t, "", ranges.Spec{Range: "10.10.0.0/22"})
 	const total, nodes = 1000, 10
+	allocateAll(t, p, total, 50, func(i int) *allocator.Allocator {
+		return newAlloc(s, locker, fmt.Sprintf("node-%d", i%nodes))
+	})
+	u := allocator.PoolUsage(p, s.Blocks())
+	if u.Used.Int64() != total || u.Free.Int64() != 1022-total {
+		t.Fatalf("usage %+v", u)
+	}
+	for i := 0; i < total; i++ {
+		if err := newAlloc(s, locker, fmt.Sprintf("node-%d", (i+3)%nodes)).Release(ctx, "", owner(i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(s.Blocks()); n != 0 {
+		t.Fatalf("%d blocks left", n)
+	}
+}
+
+// allocateAll allocates for owners 0..total-1 concurrently, inFlight at a time (0: all at once),
+// each with the allocator pick returns for it, and fails unless every address is distinct and in
+// p. It returns how often each address was handed out (1).
+func allocateAll(t *testing.T, p allocator.Pool, total, inFlight int, pick func(i int) *allocator.Allocator) map[netip.Addr]int {
+	t.Helper()
+	if inFlight == 0 {
+		inFlight = total
+	}
 	var mu sync.Mutex
 	seen := map[netip.Addr]int{}
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 50)
+	sem := make(chan struct{}, inFlight)
 	errs := make(chan error, total)
 	for i := 0; i < total; i++ {
 		wg.Add(1)
@@ -153,8 +178,7 @@ func TestConcurrentNodesNoDuplicates(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			a := newAlloc(s, locker, fmt.Sprintf("node-%d", i%nodes))
-			addr, err := a.Allocate(ctx, p, owner(i), netip.Addr{})
+			addr, err := pick(i).Allocate(context.Background(), p, owner(i), netip.Addr{})
 			if err != nil {
 				errs <- err
 				return
@@ -177,18 +201,7 @@ func TestConcurrentNodesNoDuplicates(t *testing.T) {
 			t.Fatalf("%s outside the range", addr)
 		}
 	}
-	u := allocator.PoolUsage(p, s.Blocks())
-	if u.Used.Int64() != total || u.Free.Int64() != 1022-total {
-		t.Fatalf("usage %+v", u)
-	}
-	for i := 0; i < total; i++ {
-		if err := newAlloc(s, locker, fmt.Sprintf("node-%d", (i+3)%nodes)).Release(ctx, "", owner(i), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := len(s.Blocks()); n != 0 {
-		t.Fatalf("%d blocks left", n)
-	}
+	return seen
 }
 
 func TestOverlappingRangesShareAddresses(t *testing.T) {
@@ -274,46 +287,18 @@ func TestGroupCommit(t *testing.T) {
 	s := fake.NewStore()
 	locker := &fake.Locker{}
 	p := pool(t, "", ranges.Spec{Range: "10.10.0.0/22", Exclude: []string{"10.10.1.0/28"}})
+	s.WriteDelay = time.Millisecond
 	const total, nodes = 1000, 10
 	agents := make([]*allocator.Allocator, nodes)
 	for n := range agents {
 		agents[n] = allocator.New(s, locker, allocator.Options{Node: fmt.Sprintf("node-%d", n), Cache: &allocator.MemoryCache{}})
 	}
-	var mu sync.Mutex
-	seen := map[netip.Addr]int{}
-	var wg sync.WaitGroup
-	errs := make(chan error, total)
-	for i := 0; i < total; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			a := agents[i%nodes]
-			if i%10 == 3 { // a direct-mode plugin of the same node
-				a = allocator.New(s, locker, allocator.Options{Node: fmt.Sprintf("node-%d", i%nodes)})
-			}
-			addr, err := a.Allocate(ctx, p, owner(i), netip.Addr{})
-			if err != nil {
-				errs <- err
-				return
-			}
-			mu.Lock()
-			seen[addr]++
-			mu.Unlock()
-		}(i)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	if len(seen) != total {
-		t.Fatalf("%d distinct addresses for %d allocations", len(seen), total)
-	}
-	for addr := range seen {
-		if !p.Range.Contains(addr) {
-			t.Fatalf("%s outside the range", addr)
+	seen := allocateAll(t, p, total, 0, func(i int) *allocator.Allocator {
+		if i%10 == 3 { // a direct-mode plugin of the same node
+			return allocator.New(s, locker, allocator.Options{Node: fmt.Sprintf("node-%d", i%nodes)})
 		}
-	}
+		return agents[i%nodes]
+	})
 	if w := s.Writes(); w > total/2 {
 		t.Errorf("%d block writes for %d concurrent allocations: they were not grouped", w, total)
 	}
@@ -330,7 +315,8 @@ func TestGroupCommit(t *testing.T) {
 
 	// Releases are grouped too; some run on another node (the address is in a foreign block).
 	before := s.Writes()
-	errs = make(chan error, total)
+	var wg sync.WaitGroup
+	errs := make(chan error, total)
 	for i := 0; i < total; i++ {
 		wg.Add(1)
 		go func(i int) {
@@ -386,6 +372,7 @@ func TestGroupBorrowing(t *testing.T) {
 	s := fake.NewStore()
 	locker := &fake.Locker{}
 	p := pool(t, "", ranges.Spec{Range: "10.0.0.0/26"}) // two /27 blocks, 62 usable addresses
+	s.WriteDelay = 2 * time.Millisecond
 	n1 := allocator.New(s, locker, allocator.Options{Node: "n1", Cache: &allocator.MemoryCache{}})
 	n2 := allocator.New(s, locker, allocator.Options{Node: "n2", Cache: &allocator.MemoryCache{}})
 	for i := range 40 { // n1 claims both blocks

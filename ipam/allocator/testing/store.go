@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/plexus-project/plexus/ipam/allocator"
 	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
@@ -20,6 +21,9 @@ type Store struct {
 	writes int
 	// Unavailable, when set, makes every call fail with allocator.ErrUnavailable.
 	Unavailable bool
+	// WriteDelay, when set, is how long a create or update takes (an API server's latency):
+	// what lets concurrent callers queue up behind a write.
+	WriteDelay time.Duration
 }
 
 var _ allocator.Store = (*Store)(nil)
@@ -69,6 +73,7 @@ func (s *Store) GetBlock(_ context.Context, name string) (*v1alpha1.IPBlock, err
 
 // CreateBlock implements allocator.Store.
 func (s *Store) CreateBlock(_ context.Context, b *v1alpha1.IPBlock) (*v1alpha1.IPBlock, error) {
+	time.Sleep(s.WriteDelay)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.check(); err != nil {
@@ -94,6 +99,7 @@ func (s *Store) Writes() int {
 
 // UpdateBlock implements allocator.Store.
 func (s *Store) UpdateBlock(_ context.Context, b *v1alpha1.IPBlock) (*v1alpha1.IPBlock, error) {
+	time.Sleep(s.WriteDelay)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.check(); err != nil {
