@@ -112,13 +112,17 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 	}
 }
 
+// defaultTimeout bounds a request that names no timeout: nothing waits forever on the API server.
+const defaultTimeout = 30 * time.Second
+
 // Handle answers one request.
 func (s *Server) Handle(ctx context.Context, req *Request) *Response {
-	if req.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.Timeout)
-		defer cancel()
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = defaultTimeout
 	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	node := req.Node
 	if node == "" {
 		node = s.node

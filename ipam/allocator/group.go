@@ -115,7 +115,7 @@ func (a *Allocator) drain(key string, g *group) {
 		start := time.Now()
 		n := len(batch)
 		next, raced, err := a.commit(ctx, key, batch, fresh)
-		logr.FromContextOrDiscard(ctx).V(2).Info("round", "allocations", n, "left", len(next), "raced", raced, "fresh", fresh, "took", time.Since(start).String())
+		logr.FromContextOrDiscard(ctx).V(2).Info("round", "callers", n, "left", len(next), "raced", raced, "fresh", fresh, "took", time.Since(start).String())
 		expired := ctx.Err() != nil
 		cancel()
 		batch = next
@@ -128,11 +128,11 @@ func (a *Allocator) drain(key string, g *group) {
 			}
 			batch = nil
 		case err != nil:
-			logr.FromContextOrDiscard(batch[0].ctx).V(1).Info("API server unavailable, retrying", "after", backoff, "error", err.Error())
+			logr.FromContextOrDiscard(ctx).V(1).Info("API server unavailable, retrying", "after", backoff, "error", err.Error())
 			for _, p := range batch {
 				p.setLastErr(err)
 			}
-			wait(batch, backoff)
+			pause(batch, backoff)
 			backoff = min(2*backoff, time.Second)
 			fresh = true
 		case raced:
@@ -159,8 +159,8 @@ func (a *Allocator) commit(ctx context.Context, key string, batch []*pending, fr
 	return a.commitRound(ctx, NetworkKey(batch[0].network), batch, fresh)
 }
 
-// wait sleeps for d, or until the first deadline of batch.
-func wait(batch []*pending, d time.Duration) {
+// pause sleeps for d, or until the first deadline of batch.
+func pause(batch []*pending, d time.Duration) {
 	for _, p := range batch {
 		if dl, ok := p.ctx.Deadline(); ok {
 			d = min(d, time.Until(dl))
@@ -172,8 +172,8 @@ func wait(batch []*pending, d time.Duration) {
 // commitRound runs one round: releases found in this node's blocks are applied, then every
 // caller that fits in this node's blocks gets the lowest free address, all written with one
 // conditional write per block; releases elsewhere and callers that do not fit are served on
-// their own or in the next round. It returns the callers still waiting, and whether a race was lost
-// (the next round must read fresh data).
+// their own or in the next round. It returns the callers still waiting, and whether a race was
+// lost (the next round must read fresh data).
 func (a *Allocator) commitRound(ctx context.Context, netKey string, batch []*pending, fresh bool) (next []*pending, raced bool, err error) {
 	own, err := a.ownBlocks(ctx, netKey, fresh)
 	if err != nil {
@@ -183,6 +183,8 @@ func (a *Allocator) commitRound(ctx context.Context, netKey string, batch []*pen
 	writes := map[int][]*pending{}
 	addrs := map[*pending]netip.Addr{}
 	var unplaced, elsewhere []*pending
+	// Releases first: an address freed here may be handed out in the same write, never the
+	// other way round.
 	for _, p := range batch {
 		if !p.release {
 			continue
