@@ -11,5 +11,5 @@ whereabouts: ## build Whereabouts v0.9.4's CNI binary into $(PLEXUS_CACHE)/bin (
 	hack/whereabouts.sh
 
 .PHONY: build-ipam
-build-ipam: ## build plexus-ipam statically (no dynamic loader: it starts once per CNI call) and plexus-controller into bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/plexus-ipam ./cmd/plexus-controller
+build-ipam: ## build plexus-ipam statically (no dynamic loader: it starts once per CNI call), plexus-daemon (its node agent) and plexus-controller into bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/plexus-ipam ./cmd/plexus-daemon ./cmd/plexus-controller
