@@ -162,8 +162,9 @@ func (c *call) pools() []allocator.Pool {
 	return out
 }
 
-// Add allocates one address per range and prints the IPAM result.
-func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
+// run sets up the call of args and runs fn within the call's timeout, closing what the setup
+// opened.
+func (p *Plugin) run(args *skel.CmdArgs, fn func(ctx context.Context, c *call) error) error {
 	c, err := p.setup(args)
 	if err != nil {
 		return err
@@ -171,6 +172,13 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 	defer c.close()
 	ctx, cancel := c.context()
 	defer cancel()
+	return fn(ctx, c)
+}
+
+// Add allocates one address per range and prints the IPAM result.
+func (p *Plugin) Add(args *skel.CmdArgs) error { return p.run(args, add) }
+
+func add(ctx context.Context, c *call) (err error) {
 	start := time.Now()
 	allocated := false
 	defer func() {
@@ -204,59 +212,44 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 
 // Del frees the addresses of the container's interface; freeing nothing succeeds.
 func (p *Plugin) Del(args *skel.CmdArgs) error {
-	c, err := p.setup(args)
-	if err != nil {
-		return err
-	}
-	defer c.close()
-	ctx, cancel := c.context()
-	defer cancel()
-	var ttl time.Duration
-	if c.cfg.Sticky {
-		ttl = c.cfg.StickyTTL
-	}
-	if err := c.alloc.Release(ctx, c.cfg.NetworkName, c.owner, ttl); err != nil {
-		c.log.Error(err, "DEL failed")
-		return cniError(fmt.Errorf("releasing the addresses of container %s: %w", args.ContainerID, err))
-	}
-	c.log.V(1).Info("DEL")
-	return nil
+	return p.run(args, func(ctx context.Context, c *call) error {
+		var ttl time.Duration
+		if c.cfg.Sticky {
+			ttl = c.cfg.StickyTTL
+		}
+		if err := c.alloc.Release(ctx, c.cfg.NetworkName, c.owner, ttl); err != nil {
+			c.log.Error(err, "DEL failed")
+			return cniError(fmt.Errorf("releasing the addresses of container %s: %w", c.owner.ContainerID, err))
+		}
+		c.log.V(1).Info("DEL")
+		return nil
+	})
 }
 
 // Check verifies that the container's interface holds an address in every range.
 func (p *Plugin) Check(args *skel.CmdArgs) error {
-	c, err := p.setup(args)
-	if err != nil {
-		return err
-	}
-	defer c.close()
-	ctx, cancel := c.context()
-	defer cancel()
-	for _, pool := range c.pools() {
-		_, ok, err := c.alloc.Find(ctx, pool, c.owner)
-		if err != nil {
-			return cniError(err)
+	return p.run(args, func(ctx context.Context, c *call) error {
+		for _, pool := range c.pools() {
+			_, ok, err := c.alloc.Find(ctx, pool, c.owner)
+			if err != nil {
+				return cniError(err)
+			}
+			if !ok {
+				return fmt.Errorf("container %s interface %s holds no address in pool %s", c.owner.ContainerID, c.owner.IfName, pool.Name)
+			}
 		}
-		if !ok {
-			return fmt.Errorf("container %s interface %s holds no address in pool %s", args.ContainerID, args.IfName, pool.Name)
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // Status reports whether the API server answers.
 func (p *Plugin) Status(args *skel.CmdArgs) error {
-	c, err := p.setup(args)
-	if err != nil {
-		return err
-	}
-	defer c.close()
-	ctx, cancel := c.context()
-	defer cancel()
-	if err := c.alloc.Ping(ctx, c.cfg.NetworkName); err != nil {
-		return types.NewError(types.ErrPluginNotAvailable, "the API server holding the IP pools does not answer", err.Error())
-	}
-	return nil
+	return p.run(args, func(ctx context.Context, c *call) error {
+		if err := c.alloc.Ping(ctx, c.cfg.NetworkName); err != nil {
+			return types.NewError(types.ErrPluginNotAvailable, "the API server holding the IP pools does not answer", err.Error())
+		}
+		return nil
+	})
 }
 
 // GC does nothing: the reconciler of plexus-controller frees leaked addresses cluster-wide.
