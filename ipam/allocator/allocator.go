@@ -94,7 +94,7 @@ type Options struct {
 }
 
 // Allocator hands out and releases addresses for one node. It is safe for concurrent use:
-// concurrent allocations of one network are committed together (see Allocate).
+// concurrent allocations and releases of one network are committed together (see group.go).
 type Allocator struct {
 	store  Store
 	locker Locker
@@ -102,7 +102,7 @@ type Allocator struct {
 
 	mu     sync.Mutex
 	groups map[string]*group // pending allocations by node lock key
-	pools  sync.Map          // names of the IPPools known to exist
+	pools  sync.Map          // names of the IPPools this allocator created or found existing
 }
 
 // New returns an Allocator writing through store and serialising this node's writers by locker.
