@@ -43,7 +43,8 @@ func StartAgent(pluginBin, kubeconfig, dir, node string) (*Agent, error) {
 	}
 	defer logf.Close()
 	cmd := exec.Command(filepath.Join(filepath.Dir(pluginBin), "plexus-daemon"),
-		"--node-name", node, "--ipam-dir", dir, "--kubeconfig", kubeconfig)
+		"--node-name", node, "--ipam-dir", dir, "--kubeconfig", kubeconfig,
+		"--health-probe-bind-address", "0") // several agents share the host's network here
 	if v := os.Getenv("PLEXUS_AGENT_V"); v != "" {
 		cmd.Args = append(cmd.Args, "-v", v) // PLEXUS_AGENT_V=2 logs every round
 	}
