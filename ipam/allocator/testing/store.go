@@ -82,12 +82,17 @@ func (s *Store) CreateBlock(_ context.Context, b *v1alpha1.IPBlock) (*v1alpha1.I
 	if _, ok := s.blocks[b.Name]; ok {
 		return nil, fmt.Errorf("ipblock %s: %w", b.Name, allocator.ErrAlreadyExists)
 	}
+	return s.store(b), nil
+}
+
+// store records a new version of b, as a create or update that succeeded; s.mu is held.
+func (s *Store) store(b *v1alpha1.IPBlock) *v1alpha1.IPBlock {
 	s.writes++
 	s.rv++
 	c := b.DeepCopy()
 	c.ResourceVersion = strconv.Itoa(s.rv)
 	s.blocks[b.Name] = c
-	return c.DeepCopy(), nil
+	return c.DeepCopy()
 }
 
 // Writes is how many block creates and updates succeeded.
@@ -112,12 +117,7 @@ func (s *Store) UpdateBlock(_ context.Context, b *v1alpha1.IPBlock) (*v1alpha1.I
 	if cur.ResourceVersion != b.ResourceVersion {
 		return nil, fmt.Errorf("ipblock %s: %w", b.Name, allocator.ErrConflict)
 	}
-	s.writes++
-	s.rv++
-	c := b.DeepCopy()
-	c.ResourceVersion = strconv.Itoa(s.rv)
-	s.blocks[b.Name] = c
-	return c.DeepCopy(), nil
+	return s.store(b), nil
 }
 
 // DeleteBlock implements allocator.Store.
