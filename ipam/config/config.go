@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/plexus-project/plexus/ipam/ranges"
 )
@@ -115,6 +116,10 @@ type Config struct {
 	// Requested are the addresses the pod asks for, at most one per range, each inside one.
 	Requested []netip.Addr
 	Pod       Pod
+
+	// Warnings are what was ignored (a kubeconfig outside the allowed places, a node_name the
+	// node overrides), for the plugin's log.
+	Warnings []string
 }
 
 // ConfigurationPath returns the flat file the configuration names, if any, so the caller can read
@@ -130,9 +135,17 @@ func ConfigurationPath(stdin []byte) string {
 }
 
 // Parse reads the network configuration from stdin, the flat file's content (nil when there is
-// none; the ipam section wins over it, as in Whereabouts) and CNI_ARGS.
+// none; the ipam section wins over it, as in Whereabouts) and CNI_ARGS, with no node settings.
 func Parse(stdin, flat []byte, cniArgs string) (*Config, error) {
-	ipamJSON, n, err := mergeFlat(stdin, flat)
+	return ParseForNode(stdin, flat, nil, cniArgs)
+}
+
+// ParseForNode is Parse on a node whose own settings are node (nil: none): the node's name,
+// kubeconfig and lock_dir win over the network configuration's. The host paths and node name of
+// the network configuration are checked by ValidateHostPaths: one outside the node's Plexus
+// directories is a *HostPathError, a kubeconfig outside them is ignored with a warning.
+func ParseForNode(stdin, flat []byte, node *NodeConfig, cniArgs string) (*Config, error) {
+	ipamJSON, n, warnings, err := mergeFlat(stdin, flat)
 	if err != nil {
 		return nil, err
 	}
@@ -153,13 +166,9 @@ func Parse(stdin, flat []byte, cniArgs string) (*Config, error) {
 		LogFile:     ipam.LogFile,
 		StickyTTL:   DefaultStickyTTL,
 		Timeout:     DefaultTimeout,
+		Warnings:    warnings,
 	}
-	if c.Kubeconfig == "" {
-		c.Kubeconfig = DefaultKubeconfig
-	}
-	if c.LockDir == "" {
-		c.LockDir = DefaultLockDir
-	}
+	c.applyNode(node)
 	if c.StickyTTL, err = duration("sticky_ttl", ipam.StickyTTL, DefaultStickyTTL); err != nil {
 		return nil, err
 	}
@@ -182,29 +191,37 @@ func Parse(stdin, flat []byte, cniArgs string) (*Config, error) {
 	return c, nil
 }
 
-// mergeFlat returns the ipam section with the flat file's fields filled in where absent.
-func mergeFlat(stdin, flat []byte) ([]byte, *NetConf, error) {
+// mergeFlat returns the ipam section with the flat file's fields filled in where absent, after
+// checking the host paths the network configuration itself sets (the flat file is the node's).
+func mergeFlat(stdin, flat []byte) ([]byte, *NetConf, []string, error) {
 	var n NetConf
 	if err := json.Unmarshal(stdin, &n); err != nil {
-		return nil, nil, fmt.Errorf("parsing the network configuration: %w", err)
+		return nil, nil, nil, fmt.Errorf("parsing the network configuration: %w", err)
 	}
 	var raw struct {
 		IPAM map[string]json.RawMessage `json:"ipam"`
 	}
 	if err := json.Unmarshal(stdin, &raw); err != nil || raw.IPAM == nil {
-		return nil, nil, fmt.Errorf("network %q has no ipam section", n.Name)
+		return nil, nil, nil, fmt.Errorf("network %q has no ipam section", n.Name)
+	}
+	errs, warnings := ValidateHostPaths(&n.IPAM, field.NewPath("ipam"))
+	if len(errs) > 0 {
+		return nil, nil, nil, &HostPathError{Errs: errs}
+	}
+	if k := n.IPAM.Kubernetes.Kubeconfig; k != "" && !KubeconfigAllowed(k) {
+		delete(raw.IPAM, "kubernetes") // the flat file's or the node's is used instead
 	}
 	merged := map[string]json.RawMessage{}
 	if len(flat) > 0 {
 		if err := json.Unmarshal(flat, &merged); err != nil {
-			return nil, nil, fmt.Errorf("parsing the flat configuration file %q: %w", n.IPAM.ConfigurationPath, err)
+			return nil, nil, nil, fmt.Errorf("parsing the flat configuration file %q: %w", n.IPAM.ConfigurationPath, err)
 		}
 	}
 	for k, v := range raw.IPAM {
 		merged[k] = v
 	}
 	b, err := json.Marshal(merged)
-	return b, &n, err
+	return b, &n, warnings, err
 }
 
 func parseRanges(ipam *IPAM) ([]*ranges.Range, error) {

@@ -24,7 +24,11 @@ func TestParse(t *testing.T) {
 				if len(c.Ranges) != 1 || c.Ranges[0].Size().Int64() != 8 {
 					t.Fatalf("ranges %v", c.Ranges)
 				}
-				if c.Kubeconfig != "/k" || c.Pod != (Pod{"ns", "p-0", "u1"}) || c.Timeout != DefaultTimeout || c.LockDir != DefaultLockDir {
+				// A Whereabouts kubeconfig outside the node's Plexus directories is ignored, with a warning.
+				if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], `"/k" is ignored`) {
+					t.Fatalf("warnings %q", c.Warnings)
+				}
+				if c.Kubeconfig != DefaultKubeconfig || c.Pod != (Pod{"ns", "p-0", "u1"}) || c.Timeout != DefaultTimeout || c.LockDir != DefaultLockDir {
 					t.Fatalf("config %+v", c)
 				}
 			},
@@ -43,7 +47,7 @@ func TestParse(t *testing.T) {
 		},
 		{
 			name:  "flat file fills what the ipam section leaves out",
-			stdin: `{"name":"f","ipam":{"range":"10.0.0.0/24","configuration_path":"/x","log_level":"error"}}`,
+			stdin: `{"name":"f","ipam":{"range":"10.0.0.0/24","configuration_path":"/etc/plexus/flat.conf","log_level":"error"}}`,
 			flat:  `{"kubernetes":{"kubeconfig":"/flat"},"log_level":"debug"}`,
 			check: func(t *testing.T, c *Config) {
 				if c.Kubeconfig != "/flat" || c.LogLevel != "error" {
