@@ -140,23 +140,7 @@ func (s *FS) readPF(addr string) (PF, error) {
 		return pf, err
 	}
 	defer d.close()
-	if pf.Vendor, err = d.id("vendor"); err != nil {
-		return pf, err
-	}
-	if pf.Device, err = d.id("device"); err != nil {
-		return pf, err
-	}
-	pf.Class, _ = d.read("class")
-	pf.Driver = d.linkBase("driver")
-	pf.NUMANode = d.numa()
-	pf.NetName = d.firstEntry("net")
-	if pf.NetName != "" {
-		pf.LinkType = d.linkType("net/" + pf.NetName + "/type")
-	}
-	if pf.NumVFs, err = d.int("sriov_numvfs"); err != nil {
-		return pf, err
-	}
-	if pf.TotalVFs, err = d.int("sriov_totalvfs"); err != nil {
+	if err := readPFAttrs(d, &pf); err != nil {
 		return pf, err
 	}
 	// Every VF of a PF has the PF's vendor and the VF device ID of the PF's SR-IOV capability
@@ -178,6 +162,72 @@ func (s *FS) readPF(addr string) (PF, error) {
 		pf.VFs = append(pf.VFs, vf)
 	}
 	return pf, nil
+}
+
+// readPFAttrs reads the PF's own attributes (all but its VFs).
+func readPFAttrs(d *devDir, pf *PF) error {
+	var err error
+	if pf.Vendor, err = d.id("vendor"); err != nil {
+		return err
+	}
+	if pf.Device, err = d.id("device"); err != nil {
+		return err
+	}
+	pf.Class, _ = d.read("class")
+	pf.Driver = d.linkBase("driver")
+	pf.NUMANode = d.numa()
+	pf.NetName = d.firstEntry("net")
+	if pf.NetName != "" {
+		pf.LinkType = d.linkType("net/" + pf.NetName + "/type")
+	}
+	if pf.NumVFs, err = d.int("sriov_numvfs"); err != nil {
+		return err
+	}
+	if pf.TotalVFs, err = d.int("sriov_totalvfs"); err != nil {
+		return err
+	}
+	return nil
+}
+
+// ErrNoDevice is wrapped by LookupVF's error when no PCI device has the address.
+var ErrNoDevice = errors.New("no such PCI device")
+
+// ErrNotVF is wrapped by LookupVF's error when the device is not an SR-IOV VF.
+var ErrNotVF = errors.New("not an SR-IOV virtual function")
+
+// LookupVF reads the one VF at PCI address addr, as Discover would report it (index, PF
+// address and netdev name, driver, netdev, IOMMU group), without reading the PF's other VFs:
+// the SR-IOV CNI calls it once per attachment. Its errors wrap ErrNoDevice or ErrNotVF when the
+// address names no device or a device that is no VF.
+func (s *FS) LookupVF(addr string) (VF, error) {
+	if _, err := os.Lstat(s.devicePath(addr)); err != nil {
+		return VF{}, fmt.Errorf("PCI device %s: %w under %s", addr, ErrNoDevice, filepath.Dir(s.devicePath(addr)))
+	}
+	vfd, err := openDevice(s.devicePath(addr))
+	if err != nil {
+		return VF{}, err
+	}
+	pfAddr := vfd.linkBase("physfn")
+	vfd.close()
+	if pfAddr == "" {
+		return VF{}, fmt.Errorf("PCI device %s: %w (it has no physfn link)", addr, ErrNotVF)
+	}
+	pf := PF{Address: pfAddr}
+	d, err := openDevice(s.devicePath(pfAddr))
+	if err != nil {
+		return VF{}, err
+	}
+	defer d.close()
+	if err := readPFAttrs(d, &pf); err != nil {
+		return VF{}, err
+	}
+	for i := 0; i < pf.NumVFs; i++ {
+		if d.linkBase("virtfn"+strconv.Itoa(i)) == addr {
+			vfDevice, _ := d.id("sriov_vf_device")
+			return s.readVF(&pf, addr, i, vfDevice, d.exists("infiniband"))
+		}
+	}
+	return VF{}, fmt.Errorf("PCI device %s: its PF %s lists it in none of virtfn0..%d: %w", addr, pfAddr, pf.NumVFs-1, ErrNotVF)
 }
 
 // readVF reads what differs between the VFs of a PF: driver, netdev, IOMMU group and (on an

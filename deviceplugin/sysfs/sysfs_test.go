@@ -2,6 +2,7 @@ package sysfs_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -84,5 +85,40 @@ func TestPFStateFollowsTheTree(t *testing.T) {
 	}
 	if fs.NetdevPresent("0000:3b:02.1", "ens1f0v1") {
 		t.Error("removed netdev still present")
+	}
+}
+
+func TestLookupVF(t *testing.T) {
+	tree, err := sysfstest.TwoNICs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := sysfs.New(tree.Root)
+	pfs, err := fs.Discover(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// LookupVF reports each VF exactly as Discover does.
+	for _, pf := range pfs {
+		for _, want := range pf.VFs {
+			got, err := fs.LookupVF(want.Address)
+			if err != nil {
+				t.Fatalf("LookupVF(%s): %v", want.Address, err)
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("LookupVF(%s) (-Discover +LookupVF):\n%s", want.Address, d)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		addr string
+		want error
+	}{
+		{"0000:3b:09.0", sysfs.ErrNoDevice},
+		{sysfstest.IntelPF, sysfs.ErrNotVF},
+	} {
+		if _, err := fs.LookupVF(tc.addr); !errors.Is(err, tc.want) {
+			t.Errorf("LookupVF(%s) = %v, want an error wrapping %v", tc.addr, err, tc.want)
+		}
 	}
 }
