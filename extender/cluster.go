@@ -1,0 +1,392 @@
+package extender
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/plexus-project/plexus/cni/network"
+	"github.com/plexus-project/plexus/deviceplugin/capacity"
+	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
+)
+
+// Cluster is the extender's view of the cluster: nodes, the pods bound to them, the
+// NetworkAttachmentDefinitions, the IPBlocks of plexus-ipam and the pods Filter admitted but has
+// not seen bound yet. Informer handlers call its Set/Delete methods; Filter and Prioritize read
+// it and never call the API server. It is safe for concurrent use.
+type Cluster struct {
+	opts Options
+
+	mu    sync.Mutex
+	nodes map[string]*nodeState
+	// used and assumed count, per node and resource, the VFs of bound pods and of pods admitted
+	// but not yet seen bound. They are kept apart from nodes: a pod's event may come first.
+	used    map[string]map[string]int64
+	assumed map[string]map[string]int64
+	pods    map[types.UID]*podState
+	// podsByNAD indexes bound pods by the keys of the NADs they select, for pool accounting.
+	podsByNAD map[string]map[types.UID]*podState
+	inflight  map[types.UID]*assumedPod
+	nads      map[string]*nadState
+	// vfResources counts, per resource name, the NADs and nodes that make it a VF pool.
+	vfResources map[string]int
+	blocks      map[string]map[string]*v1alpha1.IPBlock // network -> block name -> block
+	blockNet    map[string]string                      // block name -> network
+	// gen changes whenever pool accounting may change (pods, NADs, blocks, assumptions).
+	gen       uint64
+	poolMemo  map[string]poolMemo
+	lastSweep time.Time
+}
+
+type nodeState struct {
+	name        string
+	labels      labels.Set
+	allocatable map[string]int64
+	// capacity is plexus-deviceplugin's published capacity; nil when the node has none.
+	capacity   *capacity.NodeCapacity
+	singleNUMA bool
+}
+
+type podState struct {
+	uid             types.UID
+	namespace, name string
+	node            string
+	resources       map[string]int64
+	nads            []string
+}
+
+// NewCluster returns an empty Cluster.
+func NewCluster(opts Options) *Cluster {
+	opts.setDefaults()
+	return &Cluster{
+		opts:        opts,
+		nodes:       map[string]*nodeState{},
+		used:        map[string]map[string]int64{},
+		assumed:     map[string]map[string]int64{},
+		pods:        map[types.UID]*podState{},
+		podsByNAD:   map[string]map[types.UID]*podState{},
+		inflight:    map[types.UID]*assumedPod{},
+		nads:        map[string]*nadState{},
+		vfResources: map[string]int{},
+		blocks:      map[string]map[string]*v1alpha1.IPBlock{},
+		blockNet:    map[string]string{},
+		poolMemo:    map[string]poolMemo{},
+	}
+}
+
+// SetNode records a Node's labels, allocatable extended resources, published VF capacity and
+// Topology Manager policy label.
+func (c *Cluster) SetNode(node *corev1.Node) {
+	ns := &nodeState{
+		name:        node.Name,
+		labels:      labels.Set(node.Labels),
+		allocatable: extendedResources(node.Status.Allocatable),
+		singleNUMA:  node.Labels[TopologyPolicyLabel] == PolicySingleNUMANode,
+	}
+	// A malformed annotation is ignored: the node is then judged by allocatable alone.
+	if nc, ok, err := capacity.FromNode(node); ok && err == nil {
+		ns.capacity = &nc
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forgetNodeResources(c.nodes[node.Name])
+	c.nodes[node.Name] = ns
+	if ns.capacity != nil {
+		for r := range ns.capacity.Pools {
+			c.vfResources[r]++
+		}
+	}
+}
+
+// DeleteNode forgets a Node.
+func (c *Cluster) DeleteNode(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forgetNodeResources(c.nodes[name])
+	delete(c.nodes, name)
+}
+
+func (c *Cluster) forgetNodeResources(old *nodeState) {
+	if old == nil || old.capacity == nil {
+		return
+	}
+	for r := range old.capacity.Pools {
+		c.release(c.vfResources, r)
+	}
+}
+
+// SetPod records a pod: once bound and until it ends, its extended resources count against its
+// node and its networks against their pools, and it stops being an assumption.
+func (c *Cluster) SetPod(pod *corev1.Pod) {
+	if pod.Spec.NodeName == "" {
+		return
+	}
+	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		c.DeletePod(pod.UID)
+		return
+	}
+	ps := &podState{
+		uid: pod.UID, namespace: pod.Namespace, name: pod.Name, node: pod.Spec.NodeName,
+		resources: podResources(pod),
+		nads:      selectedNADs(pod),
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removePod(pod.UID)
+	c.dropAssumption(pod.UID)
+	c.pods[pod.UID] = ps
+	add(c.used, ps.node, ps.resources, 1)
+	for _, k := range ps.nads {
+		if c.podsByNAD[k] == nil {
+			c.podsByNAD[k] = map[types.UID]*podState{}
+		}
+		c.podsByNAD[k][ps.uid] = ps
+	}
+	c.gen++
+}
+
+// DeletePod forgets a pod (deleted, or ended): its VFs and addresses count no more.
+func (c *Cluster) DeletePod(uid types.UID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removePod(uid)
+	c.dropAssumption(uid)
+}
+
+func (c *Cluster) removePod(uid types.UID) {
+	old, ok := c.pods[uid]
+	if !ok {
+		return
+	}
+	delete(c.pods, uid)
+	add(c.used, old.node, old.resources, -1)
+	for _, k := range old.nads {
+		delete(c.podsByNAD[k], uid)
+		if len(c.podsByNAD[k]) == 0 {
+			delete(c.podsByNAD, k)
+		}
+	}
+	c.gen++
+}
+
+// SetNAD parses and records a NetworkAttachmentDefinition. An invalid one is kept, with its
+// error, so pods selecting it are told what is wrong.
+func (c *Cluster) SetNAD(nad *nadv1.NetworkAttachmentDefinition) {
+	ns := newNADState(nad)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forgetNAD(nad.Namespace + "/" + nad.Name)
+	c.nads[ns.key] = ns
+	if ns.net != nil && ns.net.ResourceName != "" {
+		c.vfResources[ns.net.ResourceName]++
+	}
+	c.gen++
+}
+
+// DeleteNAD forgets a NetworkAttachmentDefinition.
+func (c *Cluster) DeleteNAD(namespace, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.forgetNAD(namespace + "/" + name)
+	c.gen++
+}
+
+func (c *Cluster) forgetNAD(key string) {
+	old, ok := c.nads[key]
+	if !ok {
+		return
+	}
+	delete(c.nads, key)
+	if old.net != nil && old.net.ResourceName != "" {
+		c.release(c.vfResources, old.net.ResourceName)
+	}
+}
+
+// SetBlock records an IPBlock of plexus-ipam.
+func (c *Cluster) SetBlock(b *v1alpha1.IPBlock) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deleteBlock(b.Name)
+	if c.blocks[b.Spec.Network] == nil {
+		c.blocks[b.Spec.Network] = map[string]*v1alpha1.IPBlock{}
+	}
+	c.blocks[b.Spec.Network][b.Name] = b
+	c.blockNet[b.Name] = b.Spec.Network
+	c.gen++
+}
+
+// DeleteBlock forgets an IPBlock.
+func (c *Cluster) DeleteBlock(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deleteBlock(name)
+	c.gen++
+}
+
+func (c *Cluster) deleteBlock(name string) {
+	net, ok := c.blockNet[name]
+	if !ok {
+		return
+	}
+	delete(c.blockNet, name)
+	delete(c.blocks[net], name)
+	if len(c.blocks[net]) == 0 {
+		delete(c.blocks, net)
+	}
+}
+
+// ResourceNames is every device resource name the NetworkAttachmentDefinitions use, sorted: the
+// scheduler's managedResources.
+func (c *Cluster) ResourceNames() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[string]bool{}
+	for _, n := range c.nads {
+		if n.net != nil && n.net.ResourceName != "" {
+			seen[n.net.ResourceName] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for r := range seen {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Size reports how many nodes, bound pods, NADs and assumed pods the Cluster holds.
+func (c *Cluster) Size() (nodes, pods, nads, assumed int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.nodes), len(c.pods), len(c.nads), len(c.inflight)
+}
+
+func (c *Cluster) release(m map[string]int, k string) {
+	if m[k]--; m[k] <= 0 {
+		delete(m, k)
+	}
+}
+
+// add adds sign*res to m[node].
+func add(m map[string]map[string]int64, node string, res map[string]int64, sign int64) {
+	if len(res) == 0 {
+		return
+	}
+	per := m[node]
+	if per == nil {
+		per = map[string]int64{}
+		m[node] = per
+	}
+	for r, n := range res {
+		if per[r] += sign * n; per[r] == 0 {
+			delete(per, r)
+		}
+	}
+	if len(per) == 0 {
+		delete(m, node)
+	}
+}
+
+// isExtended tells extended resources (vendor-domain/name) from the built-in ones.
+func isExtended(name string) bool {
+	domain, _, ok := strings.Cut(name, "/")
+	return ok && domain != "kubernetes.io" && !strings.HasSuffix(domain, ".kubernetes.io") && !strings.HasPrefix(name, "requests.")
+}
+
+func extendedResources(rl corev1.ResourceList) map[string]int64 {
+	var out map[string]int64
+	for name, q := range rl {
+		if !isExtended(string(name)) {
+			continue
+		}
+		if out == nil {
+			out = map[string]int64{}
+		}
+		out[string(name)] = q.Value()
+	}
+	return out
+}
+
+// podResources is the pod's effective request of each extended resource, as the scheduler and
+// the kubelet count it: the app containers (and restartable init containers) together, or the
+// largest init container, whichever is more.
+func podResources(pod *corev1.Pod) map[string]int64 {
+	sum := map[string]int64{}
+	for _, ctr := range pod.Spec.Containers {
+		for r, n := range containerResources(ctr) {
+			sum[r] += n
+		}
+	}
+	initMax := map[string]int64{}
+	for _, ctr := range pod.Spec.InitContainers {
+		for r, n := range containerResources(ctr) {
+			if ctr.RestartPolicy != nil && *ctr.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+				sum[r] += n
+			} else if n > initMax[r] {
+				initMax[r] = n
+			}
+		}
+	}
+	for r, n := range initMax {
+		if n > sum[r] {
+			sum[r] = n
+		}
+	}
+	if len(sum) == 0 {
+		return nil
+	}
+	return sum
+}
+
+func containerResources(ctr corev1.Container) map[string]int64 {
+	out := extendedResources(ctr.Resources.Requests)
+	// Extended resources may be set as limits alone; the requests then default to them.
+	for r, n := range extendedResources(ctr.Resources.Limits) {
+		if _, ok := out[r]; !ok {
+			if out == nil {
+				out = map[string]int64{}
+			}
+			out[r] = n
+		}
+	}
+	return out
+}
+
+// selectedNADs is the keys of the NADs a pod's annotations select, a key once per attachment
+// (none when they do not parse).
+func selectedNADs(pod *corev1.Pod) []string {
+	sels, err := podSelections(pod)
+	if err != nil {
+		return nil
+	}
+	keys := make([]string, 0, len(sels))
+	for _, s := range sels {
+		keys = append(keys, s.Key())
+	}
+	return keys
+}
+
+// podSelections is the networks a pod selects: its default network when it replaces it, then
+// the k8s.v1.cni.cncf.io/networks annotation.
+func podSelections(pod *corev1.Pod) ([]*network.Selection, error) {
+	var out []*network.Selection
+	if v, ok := pod.Annotations[network.DefaultNetworkAnnotation]; ok {
+		def, err := network.ParseDefaultNetwork(v, pod.Namespace)
+		if err != nil {
+			return nil, fmt.Errorf("annotation %s: %w", network.DefaultNetworkAnnotation, err)
+		}
+		out = append(out, def)
+	}
+	sels, err := network.ParseSelections(pod.Annotations[network.NetworksAnnotation], pod.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("annotation %s: %w", network.NetworksAnnotation, err)
+	}
+	return append(out, sels...), nil
+}

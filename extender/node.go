@@ -1,0 +1,204 @@
+package extender
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/plexus-project/plexus/deviceplugin/capacity"
+)
+
+// poolOnNode is one VF pool of one node as the extender counts it for one call.
+type poolOnNode struct {
+	// capacity is the healthy VFs: allocatable, or fewer when the device plugin reports fewer.
+	capacity int64
+	// used is held by bound pods, assumed promised to pods admitted but not seen bound.
+	used, assumed int64
+	// free is capacity - used - assumed.
+	free int64
+	// published is plexus-deviceplugin's report of the pool (NUMA and PF layout); nil if none.
+	published *capacity.PoolCapacity
+	// unreflected is how many VFs are taken but not yet in the published free counts.
+	unreflected int64
+}
+
+// vfPool counts resource on node ns, leaving out what self (the pod being judged) was assumed
+// to take there. The caller holds c.mu.
+func (c *Cluster) vfPool(ns *nodeState, resource string, self *assumedPod, selfHere bool) poolOnNode {
+	p := poolOnNode{capacity: ns.allocatable[resource], used: c.used[ns.name][resource], assumed: c.assumed[ns.name][resource]}
+	if self != nil && selfHere {
+		p.assumed -= self.vfs[resource]
+	}
+	if ns.capacity != nil {
+		if pc, ok := ns.capacity.Pools[resource]; ok {
+			p.published = &pc
+			p.capacity = min(p.capacity, int64(pc.Healthy))
+		}
+	}
+	p.free = p.capacity - p.used - p.assumed
+	if p.published != nil {
+		p.unreflected = p.assumed + max(0, int64(p.published.Free)-(p.capacity-p.used))
+	}
+	return p
+}
+
+// numaFree is, per NUMA node, the VFs surely free there: the published free count less what
+// was taken since it was published (which may have come from any NUMA node), capped by free.
+func (p poolOnNode) numaFree(numa string) int64 {
+	c := p.published.NUMA[numa]
+	return max(0, min(p.free, int64(c.Free)-p.unreflected))
+}
+
+// bestNUMA is the NUMA node with the most VFs surely free, and how many ("" when unknown).
+func (p poolOnNode) bestNUMA() (string, int64) {
+	if p.published == nil || len(p.published.NUMA) == 0 {
+		return "", 0
+	}
+	keys := make([]string, 0, len(p.published.NUMA))
+	for k := range p.published.NUMA {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	best, most := "", int64(-1)
+	for _, k := range keys {
+		if f := p.numaFree(k); f > most {
+			best, most = k, f
+		}
+	}
+	return best, most
+}
+
+// maxNUMAHealthy is the most healthy VFs one NUMA node has (capacity when unknown).
+func (p poolOnNode) maxNUMAHealthy() int64 {
+	if p.published == nil || len(p.published.NUMA) == 0 {
+		return p.capacity
+	}
+	most := int64(0)
+	for _, c := range p.published.NUMA {
+		most = max(most, int64(c.Healthy))
+	}
+	return most
+}
+
+// pfsWithFree counts the PFs on a NUMA node that report a free VF.
+func (p poolOnNode) pfsWithFree(numa string) int {
+	n := 0
+	for _, pf := range p.published.PFs {
+		if pf.Free > 0 && strconv.Itoa(pf.NUMA) == numa {
+			n++
+		}
+	}
+	return n
+}
+
+// checkNode tells whether req fits node ns, and why not. The caller holds c.mu.
+func (c *Cluster) checkNode(req *request, ns *nodeState, self *assumedPod, selfHere bool) *verdict {
+	for _, n := range req.nets {
+		if n.selector != nil && !n.selector.Matches(ns.labels) {
+			return &verdict{reason: ReasonNetworkNotOnNode, unresolvable: true, msg: fmt.Sprintf(
+				"network %s is not on this node: NetworkAttachmentDefinition %s selects nodes labelled %s",
+				req.names[n.key], n.key, n.selectorText)}
+		}
+	}
+	for i := range req.vfs {
+		if v := c.checkVFs(req, &req.vfs[i], ns, self, selfHere); v != nil {
+			return v
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) checkVFs(req *request, need *vfNeed, ns *nodeState, self *assumedPod, selfHere bool) *verdict {
+	p := c.vfPool(ns, need.resource, self, selfHere)
+	switch {
+	case p.capacity <= 0:
+		return &verdict{reason: ReasonNoVFPool, unresolvable: true, msg: fmt.Sprintf(
+			"%s: this node has no %s VFs, the pod needs %d", need.who(), need.resource, need.count)}
+	case need.count > p.capacity:
+		return &verdict{reason: ReasonVFCapacity, unresolvable: true, msg: fmt.Sprintf(
+			"%s: pool %s has %d healthy VFs on this node, the pod needs %d", need.who(), need.resource, p.capacity, need.count)}
+	}
+	single := (req.singleNUMA || ns.singleNUMA) && need.count > 1 && p.published != nil && len(p.published.NUMA) > 0
+	if single && need.count > p.maxNUMAHealthy() {
+		return &verdict{reason: ReasonNUMACapacity, unresolvable: true, msg: fmt.Sprintf(
+			"%s: pool %s has at most %d healthy VFs on one NUMA node of this node, the pod needs %d on one NUMA node (%s)",
+			need.who(), need.resource, p.maxNUMAHealthy(), need.count, numaWhy(req, ns))}
+	}
+	if p.free < need.count {
+		promised := ""
+		if p.assumed > 0 {
+			promised = fmt.Sprintf(" (%d promised to pods being scheduled)", p.assumed)
+		}
+		return &verdict{reason: ReasonVFFree, msg: fmt.Sprintf(
+			"%s: pool %s has %d of %d VFs free on this node%s, the pod needs %d",
+			need.who(), need.resource, max(0, p.free), p.capacity, promised, need.count)}
+	}
+	if single {
+		if numa, free := p.bestNUMA(); free < need.count {
+			return &verdict{reason: ReasonNUMAFree, msg: fmt.Sprintf(
+				"%s: pool %s has %d of %d VFs free on NUMA node %s, the pod needs %d on one NUMA node (%s)",
+				need.who(), need.resource, free, p.published.NUMA[numa].Healthy, numa, need.count, numaWhy(req, ns))}
+		}
+	}
+	return nil
+}
+
+func numaWhy(req *request, ns *nodeState) string {
+	if ns.singleNUMA {
+		return "the node's Topology Manager policy is " + PolicySingleNUMANode
+	}
+	return "the pod's " + SingleNUMAAnnotation + " annotation"
+}
+
+// nodeFromObject is the state of a node the scheduler sent whole (nodeCacheCapable false) but
+// the informer has not delivered yet.
+func nodeFromObject(node *corev1.Node) *nodeState {
+	ns := &nodeState{
+		name: node.Name, labels: labels.Set(node.Labels),
+		allocatable: extendedResources(node.Status.Allocatable),
+		singleNUMA:  node.Labels[TopologyPolicyLabel] == PolicySingleNUMANode,
+	}
+	if nc, ok, err := capacity.FromNode(node); ok && err == nil {
+		ns.capacity = &nc
+	}
+	return ns
+}
+
+// score rates how well req fits node ns (which it fits): 0-10.
+func (c *Cluster) score(req *request, ns *nodeState, self *assumedPod, selfHere bool) int64 {
+	if len(req.vfs) == 0 {
+		return 0
+	}
+	total := 0.0
+	for _, need := range req.vfs {
+		p := c.vfPool(ns, need.resource, self, selfHere)
+		total += scoreVFs(p, need.count, c.opts.Placement)
+	}
+	return int64(math.Round(total / float64(len(req.vfs))))
+}
+
+// scoreVFs: 4 when the VFs fit on one NUMA node (2 when unknown), 2 when they can come from as
+// many PFs as VFs there (spread over PFs: one PF failing takes one), and up to 4 by placement:
+// the share of the pool left free after the pod (spread), or taken (pack).
+func scoreVFs(p poolOnNode, need int64, placement Placement) float64 {
+	s := 0.0
+	if numa, free := p.bestNUMA(); numa == "" {
+		s += 3 // unknown layout: between fit and not
+	} else if free >= need {
+		s += 4
+		if pfs := int64(p.pfsWithFree(numa)); pfs >= need || need == 1 {
+			s += 2
+		} else if pfs > 1 {
+			s += 1
+		}
+	}
+	left := float64(p.free-need) / float64(max(p.capacity, 1))
+	if placement == Pack {
+		left = 1 - left
+	}
+	return s + 4*left
+}
