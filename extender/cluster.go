@@ -38,7 +38,7 @@ type Cluster struct {
 	// vfResources counts, per resource name, the NADs and nodes that make it a VF pool.
 	vfResources map[string]int
 	blocks      map[string]map[string]*v1alpha1.IPBlock // network -> block name -> block
-	blockNet    map[string]string                      // block name -> network
+	blockNet    map[string]string                       // block name -> network
 	// gen changes whenever pool accounting may change (pods, NADs, blocks, assumptions).
 	gen       uint64
 	poolMemo  map[string]poolMemo

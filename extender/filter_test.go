@@ -54,7 +54,7 @@ func TestFilter(t *testing.T) {
 			"n1": "pool intel.com/sriov_netdevice has 4 healthy VFs on this node, the pod needs 5",
 			"n2": "has 4 healthy VFs", "n3": "is not on this node"},
 	}, {
-		name: "two attachments need two VFs even when the pod requests one",
+		name:         "two attachments need two VFs even when the pod requests one",
 		pod:          testPod("p", "sriov-n3,sriov-n3", 1),
 		fit:          []string{"n1", "n2"},
 		unresolvable: map[string]string{"n3": "is not on this node"},
