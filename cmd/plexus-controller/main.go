@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	certsreconciler "github.com/plexus-project/plexus/certs/reconciler"
 	ipamv1alpha1 "github.com/plexus-project/plexus/ipam/api/v1alpha1"
 	ipamreconciler "github.com/plexus-project/plexus/ipam/reconciler"
 )
@@ -26,6 +27,8 @@ func main() {
 	metricsAddr := flag.String("metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	probeAddr := flag.String("health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	interval := flag.Duration("ipam-reclaim-interval", 0, "how often every IP block is re-examined for leaks (default 15s)")
+	var certFlags certsreconciler.Flags
+	certFlags.AddFlags(flag.CommandLine)
 	klog.InitFlags(flag.CommandLine)
 	flag.Parse() // --kubeconfig is registered by controller-runtime's config loader
 	ctrl.SetLogger(klog.NewKlogr())
@@ -47,6 +50,13 @@ func main() {
 	setups := []func(ctrl.Manager) error{
 		func(m ctrl.Manager) error {
 			return ipamreconciler.SetupWithManager(m, ipamreconciler.Options{Interval: *interval})
+		},
+		func(m ctrl.Manager) error {
+			opts, enabled, err := certFlags.Options()
+			if !enabled || err != nil {
+				return err
+			}
+			return certsreconciler.SetupWithManager(m, opts)
 		},
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
