@@ -17,6 +17,7 @@ import (
 	"github.com/plexus-project/plexus/ipam/agent"
 	"github.com/plexus-project/plexus/ipam/allocator"
 	fake "github.com/plexus-project/plexus/ipam/allocator/testing"
+	"github.com/plexus-project/plexus/ipam/config"
 	"github.com/plexus-project/plexus/ipam/ranges"
 )
 
@@ -36,6 +37,10 @@ func serve(t *testing.T, store allocator.Store) string {
 // start starts an agent for node-a over store on a socket in a new directory; stop stops it and
 // returns what Serve returned.
 func start(t *testing.T, store allocator.Store) (dir string, stop func() error) {
+	return startServer(t, agent.NewServer("node-a", store, &fake.Locker{}))
+}
+
+func startServer(t *testing.T, srv *agent.Server) (dir string, stop func() error) {
 	t.Helper()
 	dir = t.TempDir()
 	ln, err := agent.Listen(dir)
@@ -44,7 +49,7 @@ func start(t *testing.T, store allocator.Store) (dir string, stop func() error) 
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- agent.NewServer("node-a", store, &fake.Locker{}).Serve(ctx, ln) }()
+	go func() { done <- srv.Serve(ctx, ln) }()
 	return dir, func() error { cancel(); return <-done }
 }
 
@@ -89,15 +94,15 @@ func TestOperations(t *testing.T) {
 	if found, ok, err := c.Find(ctx, p, o); err != nil || !ok || found != addr {
 		t.Fatalf("Find = %s %v %v", found, ok, err)
 	}
-	// A named node is served as that node; a requested address taken is refused with the holder.
-	other := dial(t, dir, "node-b")
-	_, err = other.Allocate(ctx, p, allocator.Owner{ContainerID: "c2", IfName: "net1"}, addr)
+	// The agent's own node, named, is served; a requested address taken is refused with the holder.
+	named := dial(t, dir, "node-a")
+	_, err = named.Allocate(ctx, p, allocator.Owner{ContainerID: "c2", IfName: "net1"}, addr)
 	if err == nil || !strings.Contains(err.Error(), "already allocated to pod ns/p1") {
 		t.Fatalf("taken address: %v", err)
 	}
-	b2, err := other.Allocate(ctx, p, allocator.Owner{ContainerID: "c2", IfName: "net1"}, netip.Addr{})
+	b2, err := named.Allocate(ctx, p, allocator.Owner{ContainerID: "c2", IfName: "net1"}, netip.Addr{})
 	if err != nil || b2 == addr {
-		t.Fatalf("node-b got %s, %v", b2, err)
+		t.Fatalf("node-a got %s, %v", b2, err)
 	}
 	if err := c.Ping(ctx, ""); err != nil {
 		t.Fatalf("Ping: %v", err)
@@ -233,7 +238,8 @@ current-context: c
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- agent.Run(ctx, agent.Options{NodeName: "node-a", Dir: filepath.Join(dir, "ipam"), Kubeconfig: kubeconfig, HealthAddr: addr})
+		done <- agent.Run(ctx, agent.Options{NodeName: "node-a", Dir: filepath.Join(dir, "ipam"), Kubeconfig: kubeconfig, HealthAddr: addr,
+			NodeConfigFile: filepath.Join(dir, "etc", "ipam.json")})
 	}()
 	for _, path := range []string{"/healthz", "/readyz"} {
 		deadline := time.Now().Add(5 * time.Second)
@@ -251,11 +257,87 @@ current-context: c
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// The node's settings for plexus-ipam, in the format the plugin reads.
+	b, err := os.ReadFile(filepath.Join(dir, "etc", "ipam.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := config.ParseNodeConfig(b); err != nil || nc.NodeName != "node-a" || nc.LockDir != filepath.Join(dir, "ipam") {
+		t.Fatalf("node configuration %s: %+v %v", b, nc, err)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
 		t.Fatal("the probes still answer after the agent stopped")
+	}
+}
+
+// TestServesOnlyItsOwnNode: a request naming another node (a network configuration's node_name)
+// is refused, not retryable, and nothing is written for that node.
+func TestServesOnlyItsOwnNode(t *testing.T) {
+	store := fake.NewStore()
+	dir := serve(t, store)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := testPool(t, ranges.Spec{Range: "10.1.0.0/24"})
+	for _, node := range []string{"node-b", "../../etc"} {
+		c := dial(t, dir, node)
+		_, err := c.Allocate(ctx, p, allocator.Owner{ContainerID: "c1", IfName: "net1"}, netip.Addr{})
+		if err == nil || errors.Is(err, allocator.ErrUnavailable) || !strings.Contains(err.Error(), "allocates for that node only") {
+			t.Fatalf("node %q: %v", node, err)
+		}
+		if err := c.Release(ctx, "", allocator.Owner{ContainerID: "c1", IfName: "net1"}, 0); err == nil {
+			t.Fatalf("node %q: release accepted", node)
+		}
+	}
+	if b := store.Blocks(); len(b) != 0 {
+		t.Fatalf("blocks written for another node: %+v", b)
+	}
+}
+
+// TestIdleConnectionClosed: a connection that sends nothing is closed after IdleTimeout, and a
+// request without an end is not read forever.
+func TestIdleConnectionClosed(t *testing.T) {
+	srv := agent.NewServer("node-a", fake.NewStore(), &fake.Locker{})
+	srv.IdleTimeout = 200 * time.Millisecond
+	dir, stop := startServer(t, srv)
+	defer stop()
+	for _, send := range []string{"", `{"op":"ping","network":"`} {
+		conn, err := net.Dial("unix", filepath.Join(dir, agent.SocketName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write([]byte(send))
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		start := time.Now()
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+		if err == nil || time.Since(start) > 3*time.Second {
+			t.Fatalf("sent %q: the agent kept the connection open (%v after %s)", send, err, time.Since(start))
+		}
+	}
+}
+
+// TestPanicIsAnsweredNotFatal: a panic while answering (here the store's) fails that request,
+// grouped or not, and the agent keeps serving.
+func TestPanicIsAnsweredNotFatal(t *testing.T) {
+	store := fake.NewStore()
+	dir := serve(t, store)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p := testPool(t, ranges.Spec{Range: "10.1.0.0/24"})
+	store.SetPanic("boom")
+	c := dial(t, dir, "")
+	if _, err := c.Allocate(ctx, p, allocator.Owner{ContainerID: "c1", IfName: "net1"}, netip.Addr{}); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("grouped allocation: %v", err)
+	}
+	if err := c.Ping(ctx, ""); err == nil || !strings.Contains(err.Error(), "internal error") {
+		t.Fatalf("ping: %v", err)
+	}
+	store.SetPanic("")
+	if addr, err := c.Allocate(ctx, p, allocator.Owner{ContainerID: "c1", IfName: "net1"}, netip.Addr{}); err != nil || addr.String() != "10.1.0.1" {
+		t.Fatalf("after the panic: %s, %v", addr, err)
 	}
 }

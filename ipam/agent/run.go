@@ -2,17 +2,21 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
 
 	"github.com/plexus-project/plexus/ipam/allocator"
 	"github.com/plexus-project/plexus/ipam/allocator/apistore"
+	"github.com/plexus-project/plexus/ipam/config"
 )
 
 // Options configure the agent of a node daemon.
@@ -27,6 +31,10 @@ type Options struct {
 	RequestTimeout time.Duration
 	// HealthAddr is the address of /healthz and /readyz; "0" or empty: none.
 	HealthAddr string
+	// NodeConfigFile, when set, is where the agent writes the node's settings for plexus-ipam
+	// (config.NodeConfig: its node name and lock_dir) at start, so the plugin knows the node
+	// even in direct mode. Usually config.NodeConfigPath on a hostPath mount; empty: none.
+	NodeConfigFile string
 }
 
 // AddFlags registers the options on fs.
@@ -36,12 +44,41 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig of the agent (default: in-cluster)")
 	fs.DurationVar(&o.RequestTimeout, "api-request-timeout", 10*time.Second, "bound of one request to the API server")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8091", `address of /healthz and /readyz ("0": none)`)
+	fs.StringVar(&o.NodeConfigFile, "ipam-node-config", o.NodeConfigFile, "write the node's name and --ipam-dir there for plexus-ipam (its node configuration, usually "+config.NodeConfigPath+"; default: none)")
+}
+
+// writeNodeConfig writes the node's settings for plexus-ipam to path, atomically.
+func writeNodeConfig(path string, nc config.NodeConfig) error {
+	b, err := json.Marshal(nc)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("writing the node configuration %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return fmt.Errorf("writing the node configuration %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing the node configuration %s: %w", path, err)
+	}
+	return nil
 }
 
 // Run serves the agent until ctx is done.
 func Run(ctx context.Context, o Options) error {
 	if o.NodeName == "" {
 		return fmt.Errorf("the IPAM agent needs a node name: set --node-name or NODE_NAME")
+	}
+	if err := (&config.NodeConfig{NodeName: o.NodeName}).Validate(); err != nil {
+		return fmt.Errorf("--node-name: %w", err)
+	}
+	if o.NodeConfigFile != "" {
+		if err := writeNodeConfig(o.NodeConfigFile, config.NodeConfig{NodeName: o.NodeName, LockDir: o.Dir}); err != nil {
+			return err
+		}
 	}
 	store, err := apistore.FromKubeconfig(o.Kubeconfig, o.RequestTimeout)
 	if err != nil {

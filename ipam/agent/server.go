@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -18,22 +20,30 @@ import (
 	"github.com/plexus-project/plexus/ipam/allocator"
 )
 
-// Server answers plugin processes on one node.
+// Server answers plugin processes on one node. It serves its own node only: a request naming
+// another node is refused, so a network configuration's node_name cannot make it write for
+// another node, and it holds one allocator for its whole life.
 type Server struct {
-	node   string
-	store  allocator.Store
-	locker allocator.Locker
-
-	mu     sync.Mutex
-	allocs map[string]*allocator.Allocator
+	node  string
+	alloc *allocator.Allocator
+	// IdleTimeout is how long a connection may wait for its next request, and a request or an
+	// answer take to cross the socket, before it is closed (default 1m).
+	IdleTimeout time.Duration
 }
 
 // NewServer returns a Server for node, writing through store. locker is the plugin's node lock
 // (allocator.FileLocker on its lock_dir), so the agent's rounds and plugins in direct mode take
 // turns instead of racing.
 func NewServer(node string, store allocator.Store, locker allocator.Locker) *Server {
-	return &Server{node: node, store: store, locker: locker, allocs: map[string]*allocator.Allocator{}}
+	return &Server{node: node, IdleTimeout: defaultIdleTimeout,
+		alloc: allocator.New(store, locker, allocator.Options{Node: node, Cache: &allocator.MemoryCache{}})}
 }
+
+// defaultIdleTimeout bounds how long a connection is kept waiting for its plugin.
+const defaultIdleTimeout = time.Minute
+
+// maxRequestBytes bounds one request: a pool spec and an owner take well under a kilobyte.
+const maxRequestBytes = 1 << 20
 
 // Listen opens the agent's unix socket in dir (mode 0600), replacing a socket left by an agent
 // that died.
@@ -89,7 +99,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.serveConn(logr.NewContext(context.WithoutCancel(ctx), log), conn)
+			s.serveConn(ctx, logr.NewContext(context.WithoutCancel(ctx), log), conn)
 			mu.Lock()
 			delete(conns, conn)
 			mu.Unlock()
@@ -97,40 +107,96 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
+// serveConn answers the requests of one connection until the plugin closes it, sends garbage,
+// stays idle for IdleTimeout, or stopping is done (between requests). A request's own work runs
+// in ctx, which stopping does not cancel: a request in flight is answered.
+func (s *Server) serveConn(stopping, ctx context.Context, conn net.Conn) {
 	defer conn.Close()
-	dec := json.NewDecoder(bufio.NewReader(conn))
+	log := logr.FromContextOrDiscard(ctx)
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error(fmt.Errorf("panic: %v", r), "recovered from a panic serving a plugin's connection", "stack", string(debug.Stack()))
+		}
+	}()
+	limited := &limitedReader{r: conn}
+	dec := json.NewDecoder(bufio.NewReader(limited))
 	enc := json.NewEncoder(conn)
+	idle := s.IdleTimeout
+	if idle <= 0 {
+		idle = defaultIdleTimeout
+	}
 	for {
+		conn.SetReadDeadline(time.Now().Add(idle))
+		if stopping.Err() != nil {
+			return // Serve's stop sets the deadline to now after this check, never before
+		}
+		limited.left = maxRequestBytes
 		var req Request
 		if err := dec.Decode(&req); err != nil {
-			return // the plugin is done (EOF) or sent garbage: either way, nothing to answer
+			if !errors.Is(err, io.EOF) {
+				log.V(1).Info("closing a plugin's connection", "reason", err.Error())
+			}
+			return // the plugin is done (EOF), idle too long or sent garbage: nothing to answer
 		}
-		if err := enc.Encode(s.Handle(ctx, &req)); err != nil {
+		resp := s.Handle(ctx, &req)
+		conn.SetWriteDeadline(time.Now().Add(idle))
+		if err := enc.Encode(resp); err != nil {
 			return
 		}
 	}
 }
 
+// limitedReader fails a read once left bytes have been read: one request may not grow without
+// bound in the agent's memory.
+type limitedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		return 0, fmt.Errorf("a request is larger than %d bytes", maxRequestBytes)
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
 // defaultTimeout bounds a request that names no timeout: nothing waits forever on the API server.
 const defaultTimeout = 30 * time.Second
 
-// Handle answers one request.
-func (s *Server) Handle(ctx context.Context, req *Request) *Response {
+// maxTimeout bounds what a request may ask for: a caller waiting longer is not a CNI runtime.
+const maxTimeout = 10 * time.Minute
+
+// Handle answers one request. A panic while answering is logged and answered as an error: it
+// fails that request, not the node daemon.
+func (s *Server) Handle(ctx context.Context, req *Request) (resp *Response) {
 	timeout := req.Timeout
-	if timeout <= 0 {
+	if timeout <= 0 || timeout > maxTimeout {
 		timeout = defaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	node := req.Node
-	if node == "" {
-		node = s.node
-	}
-	log := logr.FromContextOrDiscard(ctx).WithValues("op", req.Op, "node", node, "container", req.Owner.ContainerID, "ifname", req.Owner.IfName)
+	log := logr.FromContextOrDiscard(ctx).WithValues("op", req.Op, "node", s.node, "container", req.Owner.ContainerID, "ifname", req.Owner.IfName)
 	ctx = logr.NewContext(ctx, log)
-	a := s.allocator(node)
-	var resp Response
+	defer func() {
+		if r := recover(); r != nil {
+			err := fmt.Errorf("internal error of the IPAM agent (please report it): %v", r)
+			log.Error(err, "recovered from a panic answering a plugin", "stack", string(debug.Stack()))
+			resp = &Response{Error: err.Error()}
+		}
+	}()
+	if req.Node != "" && req.Node != s.node {
+		err := fmt.Errorf("the IPAM agent of node %s allocates for that node only, not for node %q: "+
+			"remove node_name from the network configuration, or set it to the node's name", s.node, req.Node)
+		log.Info("refused a request for another node", "requested", req.Node)
+		return &Response{Error: err.Error()}
+	}
+	a := s.alloc
+	resp = &Response{}
 	var err error
 	switch req.Op {
 	case OpAllocate, OpFind:
@@ -169,17 +235,5 @@ func (s *Server) Handle(ctx context.Context, req *Request) *Response {
 		resp.Retryable = errors.Is(err, allocator.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 		log.V(1).Info("failed", "error", resp.Error)
 	}
-	return &resp
-}
-
-// allocator returns the long-lived allocator of node, creating it on first use.
-func (s *Server) allocator(node string) *allocator.Allocator {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.allocs[node]
-	if !ok {
-		a = allocator.New(s.store, s.locker, allocator.Options{Node: node, Cache: &allocator.MemoryCache{}})
-		s.allocs[node] = a
-	}
-	return a
+	return resp
 }

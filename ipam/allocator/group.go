@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -34,16 +35,22 @@ type pending struct {
 	stickyTTL time.Duration
 	done      chan struct{}
 
-	mu      sync.Mutex
-	addr    netip.Addr
-	err     error
-	lastErr error // the last retryable failure met on the caller's behalf
+	mu       sync.Mutex
+	addr     netip.Addr
+	err      error
+	lastErr  error // the last retryable failure met on the caller's behalf
+	finished bool
 }
 
+// finish answers p's caller; a second answer (a round that panicked after answering some of
+// its callers) is ignored.
 func (p *pending) finish(addr netip.Addr, err error) {
 	p.mu.Lock()
-	p.addr, p.err = addr, err
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	if p.finished {
+		return
+	}
+	p.addr, p.err, p.finished = addr, err, true
 	close(p.done)
 }
 
@@ -114,7 +121,7 @@ func (a *Allocator) drain(key string, g *group) {
 		ctx, cancel := batchContext(batch)
 		start := time.Now()
 		n := len(batch)
-		next, raced, err := a.commit(ctx, key, batch, fresh)
+		next, raced, err := a.commitSafely(ctx, key, batch, fresh)
 		logr.FromContextOrDiscard(ctx).V(2).Info("round", "callers", n, "left", len(next), "raced", raced, "fresh", fresh, "took", time.Since(start).String())
 		expired := ctx.Err() != nil
 		cancel()
@@ -147,6 +154,20 @@ func (a *Allocator) drain(key string, g *group) {
 			fresh, races, backoff = false, 0, 50*time.Millisecond
 		}
 	}
+}
+
+// commitSafely is commit with a panic turned into an error for the round's callers: a bug met
+// on malformed data fails the calls that met it, never the process hosting the allocator (the
+// node daemon). The node lock is released by commit's deferred unlock as the panic unwinds.
+func (a *Allocator) commitSafely(ctx context.Context, key string, batch []*pending, fresh bool) (next []*pending, raced bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error of plexus-ipam in network %q (please report it): %v", batch[0].network, r)
+			logr.FromContextOrDiscard(ctx).Error(err, "recovered from a panic in a group round", "stack", string(debug.Stack()))
+			next, raced = batch, false
+		}
+	}()
+	return a.commit(ctx, key, batch, fresh)
 }
 
 // commit runs one round under the node lock.

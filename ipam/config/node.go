@@ -41,12 +41,20 @@ func ParseNodeConfig(b []byte) (*NodeConfig, error) {
 	if err := dec.Decode(&n); err != nil {
 		return nil, fmt.Errorf("parsing the node configuration: %w", err)
 	}
-	if n.NodeName != "" {
-		if msgs := validation.IsDNS1123Subdomain(n.NodeName); len(msgs) > 0 {
-			return nil, fmt.Errorf("node configuration: node_name %q is not a valid node name: %s", n.NodeName, strings.Join(msgs, "; "))
-		}
+	if err := n.Validate(); err != nil {
+		return nil, err
 	}
 	return &n, nil
+}
+
+// Validate checks the node name, which names lock and cache files.
+func (n *NodeConfig) Validate() error {
+	if n.NodeName != "" {
+		if msgs := validation.IsDNS1123Subdomain(n.NodeName); len(msgs) > 0 {
+			return fmt.Errorf("node name %q is not a valid node name: %s", n.NodeName, strings.Join(msgs, "; "))
+		}
+	}
+	return nil
 }
 
 // applyNode lets the node's settings win over the network configuration's, and fills in the

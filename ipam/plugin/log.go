@@ -3,6 +3,7 @@ package plugin
 import (
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -15,7 +16,11 @@ import (
 func newLogger(cfg *config.Config) (logr.Logger, func()) {
 	out, closeFn := os.Stderr, func() {}
 	if cfg.LogFile != "" {
-		if f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+		// O_NOFOLLOW: a symbolic link in the log directory does not redirect the writes of root.
+		f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY|syscall.O_NOFOLLOW, 0o640)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "plexus-ipam: cannot open log_file %s, logging to stderr: %v\n", cfg.LogFile, err)
+		} else {
 			out, closeFn = f, func() { f.Close() }
 		}
 	}

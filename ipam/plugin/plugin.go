@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/plexus-project/plexus/ipam/agent"
 	"github.com/plexus-project/plexus/ipam/allocator"
@@ -69,6 +71,58 @@ func DefaultHost() Host {
 	}
 }
 
+// nodeConfig reads the node's settings: the node configuration file (config.NodeConfigEnv names
+// it, else config.NodeConfigPath; none is fine), with NODE_NAME or KUBERNETES_NODE_NAME of the
+// environment as the node name when the file names none.
+func (p *Plugin) nodeConfig() (*config.NodeConfig, error) {
+	path := p.host.Getenv(config.NodeConfigEnv)
+	if path == "" {
+		path = config.NodeConfigPath
+	}
+	node := &config.NodeConfig{}
+	b, err := p.host.ReadFile(path)
+	switch {
+	case err == nil:
+		if node, err = config.ParseNodeConfig(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("reading the node configuration %s: %w", path, err)
+	}
+	for _, env := range []string{"NODE_NAME", "KUBERNETES_NODE_NAME"} {
+		if node.NodeName == "" {
+			node.NodeName = p.host.Getenv(env)
+		}
+	}
+	if err := node.Validate(); err != nil {
+		return nil, err
+	}
+	return node, nil
+}
+
+// flatFile reads the flat file configuration_path names (config.ValidateHostPaths limits where),
+// else the first of Whereabouts' that exists.
+func (p *Plugin) flatFile(stdin []byte) ([]byte, error) {
+	if path := config.ConfigurationPath(stdin); path != "" {
+		var ipam config.IPAM
+		ipam.ConfigurationPath = path
+		if errs, _ := config.ValidateHostPaths(&ipam, field.NewPath("ipam")); len(errs) > 0 {
+			return nil, errs.ToAggregate()
+		}
+		b, err := p.host.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("reading configuration_path %s: %w", path, err)
+		}
+		return b, nil
+	}
+	for _, path := range config.FlatFilePaths {
+		if b, err := p.host.ReadFile(path); err == nil {
+			return b, nil
+		}
+	}
+	return nil, nil
+}
+
 // Plugin implements the CNI commands.
 type Plugin struct {
 	host Host
@@ -92,35 +146,30 @@ type call struct {
 }
 
 func (p *Plugin) setup(args *skel.CmdArgs) (*call, error) {
-	var flat []byte
-	if path := config.ConfigurationPath(args.StdinData); path != "" {
-		b, err := p.host.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("reading configuration_path %s: %w", path, err)
-		}
-		flat = b
-	} else {
-		for _, path := range config.FlatFilePaths {
-			if b, err := p.host.ReadFile(path); err == nil {
-				flat = b
-				break
-			}
-		}
+	nodeConf, err := p.nodeConfig()
+	if err != nil {
+		return nil, types.NewError(types.ErrInvalidEnvironmentVariables, err.Error(), "")
 	}
-	cfg, err := config.Parse(args.StdinData, flat, args.Args)
+	flat, err := p.flatFile(args.StdinData)
+	if err != nil {
+		return nil, types.NewError(types.ErrInvalidNetworkConfig, err.Error(), "")
+	}
+	cfg, err := config.ParseForNode(args.StdinData, flat, nodeConf, args.Args)
+	var hostPath *config.HostPathError
+	if errors.As(err, &hostPath) {
+		return nil, types.NewError(types.ErrInvalidNetworkConfig, "plexus-ipam refuses the network configuration: "+err.Error(), "")
+	}
 	if err != nil {
 		return nil, types.NewError(types.ErrDecodingFailure, err.Error(), "")
-	}
-	node := cfg.NodeName
-	for _, env := range []string{"NODE_NAME", "KUBERNETES_NODE_NAME"} {
-		if node == "" {
-			node = p.host.Getenv(env)
-		}
 	}
 	owner := allocator.Owner{ContainerID: args.ContainerID, IfName: args.IfName,
 		PodNamespace: cfg.Pod.Namespace, PodName: cfg.Pod.Name, PodUID: cfg.Pod.UID}
 	log, closeLog := newLogger(cfg)
 	log = log.WithValues("container", args.ContainerID, "ifname", args.IfName, "pod", cfg.Pod.Namespace+"/"+cfg.Pod.Name)
+	for _, w := range cfg.Warnings {
+		log.Info("warning: " + w)
+	}
+	node := cfg.NodeName
 	if p.host.DialAgent != nil {
 		// The node agent, when it runs, allocates for us (and knows the node's name).
 		if a, closeAgent, err := p.host.DialAgent(cfg.LockDir, node); err == nil {

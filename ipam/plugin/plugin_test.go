@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/plexus-project/plexus/ipam/agent"
 	"github.com/plexus-project/plexus/ipam/allocator"
+	"github.com/plexus-project/plexus/ipam/config"
 	fake "github.com/plexus-project/plexus/ipam/allocator/testing"
 )
 
@@ -127,5 +130,79 @@ func testCommands(t *testing.T, s *fake.Store, p *Plugin, node string) {
 	}
 	if err := p.Del(args("c5", conf)); !errors.As(err, &cniErr) || cniErr.Code != types.ErrTryAgainLater {
 		t.Fatalf("API down: DEL must not report success, got %v", err)
+	}
+}
+
+// TestNetworkConfigCannotChooseHostPaths: a network configuration (a NAD's text) naming a host
+// path outside the node's Plexus directories is refused with code 7 naming the field, and
+// nothing is created there; a node name that is not one is refused too.
+func TestNetworkConfigCannotChooseHostPaths(t *testing.T) {
+	dir := t.TempDir()
+	evil := filepath.Join(dir, "evil")
+	for _, tc := range []struct{ field, ipam string }{
+		{"log_file", `"log_file":"` + evil + `"`},
+		{"lock_dir", `"lock_dir":"` + evil + `"`},
+		{"configuration_path", `"configuration_path":"/etc/shadow"`},
+		{"node_name", `"node_name":"../../etc"`},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			s := fake.NewStore()
+			host := fakeHost(s)
+			read := false
+			host.ReadFile = func(path string) ([]byte, error) {
+				if path == "/etc/shadow" {
+					read = true
+				}
+				return nil, os.ErrNotExist
+			}
+			conf := `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"plexus-ipam","range":"10.0.0.0/24",` + tc.ipam + `}}`
+			err := New(host).Add(args("c1", conf))
+			var cniErr *types.Error
+			if !errors.As(err, &cniErr) || cniErr.Code != types.ErrInvalidNetworkConfig || !strings.Contains(cniErr.Msg, "ipam."+tc.field) {
+				t.Fatalf("want code 7 naming ipam.%s, got %v", tc.field, err)
+			}
+			if _, err := os.Stat(evil); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("%s was created: %v", evil, err)
+			}
+			if read || len(s.Blocks()) != 0 {
+				t.Fatalf("the refused call read the file or allocated (%d blocks)", len(s.Blocks()))
+			}
+		})
+	}
+}
+
+// TestNodeConfigWins: the node configuration file (its path in PLEXUS_IPAM_NODE_CONFIG) names
+// the node and the kubeconfig, whatever the network configuration says; a kubeconfig of the
+// network configuration outside the Plexus directories is ignored, not an error.
+func TestNodeConfigWins(t *testing.T) {
+	s := fake.NewStore()
+	host := fakeHost(s)
+	host.Getenv = func(k string) string {
+		return map[string]string{config.NodeConfigEnv: "/node.json", "NODE_NAME": "from-env"}[k]
+	}
+	host.ReadFile = func(path string) ([]byte, error) {
+		if path == "/node.json" {
+			return []byte(`{"node_name":"worker-7","kubeconfig":"/var/lib/plexus/kubeconfig"}`), nil
+		}
+		return nil, os.ErrNotExist
+	}
+	var kubeconfig string
+	host.NewStore = func(kc string, _ time.Duration) (allocator.Store, error) { kubeconfig = kc; return s, nil }
+	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	stdout := os.Stdout
+	os.Stdout = devnull
+	defer func() { os.Stdout = stdout }()
+	conf := `{"cniVersion":"1.0.0","name":"n","ipam":{"type":"plexus-ipam","range":"10.0.0.0/24","node_name":"victim",
+		"kubernetes":{"kubeconfig":"/root/.kube/config"}}}`
+	if err := New(host).Add(args("c1", conf)); err != nil {
+		t.Fatal(err)
+	}
+	if b := s.Blocks(); len(b) != 1 || b[0].Spec.Node != "worker-7" || kubeconfig != "/var/lib/plexus/kubeconfig" {
+		t.Fatalf("blocks %+v, kubeconfig %q", b, kubeconfig)
+	}
+	// A node configuration that does not parse is the node's error, reported as such.
+	host.ReadFile = func(string) ([]byte, error) { return []byte(`{"node_name":"bad/name"}`), nil }
+	if err := New(host).Add(args("c2", conf)); err == nil || !strings.Contains(err.Error(), "/node.json") {
+		t.Fatalf("bad node configuration: %v", err)
 	}
 }

@@ -24,6 +24,15 @@ type Store struct {
 	// WriteDelay, when set, is how long a create or update takes (an API server's latency):
 	// what lets concurrent callers queue up behind a write.
 	WriteDelay time.Duration
+	// panicWith, when set, makes every call panic with it (a bug met on malformed data).
+	panicWith string
+}
+
+// SetPanic makes every call panic with msg ("" stops it).
+func (s *Store) SetPanic(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.panicWith = msg
 }
 
 var _ allocator.Store = (*Store)(nil)
@@ -34,6 +43,9 @@ func NewStore() *Store {
 }
 
 func (s *Store) check() error {
+	if s.panicWith != "" {
+		panic(s.panicWith)
+	}
 	if s.Unavailable {
 		return fmt.Errorf("fake: %w", allocator.ErrUnavailable)
 	}

@@ -2,6 +2,7 @@ package ipam
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
+	"github.com/plexus-project/plexus/ipam/config"
 	plugintesting "github.com/plexus-project/plexus/ipam/plugin/testing"
 	"github.com/plexus-project/plexus/test/controlplane"
 	"github.com/plexus-project/plexus/test/repo"
@@ -61,6 +63,8 @@ type env struct {
 	cp         *controlplane.ControlPlane
 	kubeconfig string
 	lockDir    string
+	// confDir holds the node configuration files (see netconf).
+	confDir string
 	// agents, when started, are the node agents (plexus-daemon) of node-0..node-9, each with its
 	// own directory under lockDir, as on separate nodes.
 	agents map[string]*plugintesting.Agent
@@ -116,19 +120,26 @@ func (e *env) nodeDir(node string) string {
 func start(t *testing.T) *env {
 	t.Helper()
 	cp := controlplane.Start(t, controlplane.Options{Scheme: scheme()})
-	return &env{cp: cp, kubeconfig: cp.Kubeconfig(t, "plexus-ipam"), lockDir: t.TempDir()}
+	return &env{cp: cp, kubeconfig: cp.Kubeconfig(t, "plexus-ipam"), lockDir: t.TempDir(), confDir: t.TempDir()}
 }
 
-// netconf is a network configuration whose ipam section is ipam plus the harness's kubeconfig
-// and lock directory.
+// netconf is a network configuration whose ipam section is ipam. What a node decides (its name,
+// the plugin's kubeconfig, its lock_dir) goes into a node configuration file, as on a real node:
+// a network configuration may not name them outside the node's Plexus directories. ipam's
+// "node_name" names the node (it stays in the network configuration too, as Whereabouts users
+// write it); a "lock_dir" key is taken out and becomes the node's. The file's path travels with
+// the configuration under nodeConfigKey, and call passes it in the plugin's environment.
 func (e *env) netconf(t testing.TB, ipam map[string]any, extra map[string]any) []byte {
 	t.Helper()
 	ipam["type"] = "plexus-ipam"
-	ipam["kubernetes"] = map[string]any{"kubeconfig": e.kubeconfig}
-	if _, ok := ipam["lock_dir"]; !ok {
-		ipam["lock_dir"] = e.lockDir
+	node, _ := ipam["node_name"].(string)
+	lockDir, ok := ipam["lock_dir"].(string)
+	if !ok {
+		lockDir = e.nodeDir(node)
 	}
-	conf := map[string]any{"cniVersion": "1.0.0", "name": "testnet", "type": "macvlan", "ipam": ipam}
+	delete(ipam, "lock_dir")
+	conf := map[string]any{"cniVersion": "1.0.0", "name": "testnet", "type": "macvlan", "ipam": ipam,
+		nodeConfigKey: e.nodeConfig(t, config.NodeConfig{NodeName: node, Kubeconfig: e.kubeconfig, LockDir: lockDir})}
 	for k, v := range extra {
 		conf[k] = v
 	}
@@ -137,6 +148,23 @@ func (e *env) netconf(t testing.TB, ipam map[string]any, extra map[string]any) [
 		t.Fatal(err)
 	}
 	return b
+}
+
+// nodeConfigKey carries the path of a test configuration's node configuration file.
+const nodeConfigKey = "x-test-node-config"
+
+// nodeConfig writes nc as a node configuration file and returns its path.
+func (e *env) nodeConfig(t testing.TB, nc config.NodeConfig) string {
+	t.Helper()
+	b, err := json.Marshal(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(e.confDir, fmt.Sprintf("node-%x.json", sha256.Sum256(b)))
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // call is one plugin invocation of the binary under test.
@@ -149,7 +177,13 @@ type call struct {
 }
 
 func (c call) cni() plugintesting.Call {
-	return plugintesting.Call{Binary: pluginBin, Command: c.Command, ContainerID: c.ContainerID, IfName: c.IfName, Args: c.Args, Conf: c.Conf}
+	var conf map[string]any
+	_ = json.Unmarshal(c.Conf, &conf)
+	var env []string
+	if path, ok := conf[nodeConfigKey].(string); ok {
+		env = append(env, config.NodeConfigEnv+"="+path)
+	}
+	return plugintesting.Call{Binary: pluginBin, Command: c.Command, ContainerID: c.ContainerID, IfName: c.IfName, Args: c.Args, Conf: c.Conf, Env: env}
 }
 
 func (c call) run(ctx context.Context) (*current.Result, error) { return c.cni().Run(ctx) }
