@@ -14,8 +14,8 @@ import (
 
 	"github.com/plexus-project/plexus/ipam/agent"
 	"github.com/plexus-project/plexus/ipam/allocator"
-	"github.com/plexus-project/plexus/ipam/config"
 	fake "github.com/plexus-project/plexus/ipam/allocator/testing"
+	"github.com/plexus-project/plexus/ipam/config"
 )
 
 // fakeHost is a Host over an in-memory store, with no flat file and a fixed host name.
