@@ -1,0 +1,157 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	extenderv1 "k8s.io/kube-scheduler/extender/v1"
+
+	"github.com/plexus-project/plexus/cni/network"
+	"github.com/plexus-project/plexus/extender"
+)
+
+const vf = "intel.com/sriov_netdevice"
+
+func cluster() *extender.Cluster {
+	c := extender.NewCluster(extender.Options{})
+	for name, n := range map[string]int64{"a": 2, "b": 0} {
+		c.SetNode(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{
+			Allocatable: corev1.ResourceList{vf: *resource.NewQuantity(n, resource.DecimalSI)}}})
+	}
+	c.SetNAD(&nadv1.NetworkAttachmentDefinition{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "net", Annotations: map[string]string{network.ResourceNameAnnotation: vf}},
+		Spec:       nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"1.0.0","type":"plexus-sriov"}`},
+	})
+	return c
+}
+
+func pod() *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "p", UID: "u1",
+		Annotations: map[string]string{network.NetworksAnnotation: "net"}}}
+}
+
+func post(t *testing.T, h http.Handler, path string, body any) *httptest.ResponseRecorder {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, bytes.NewReader(b)))
+	return rec
+}
+
+func TestFilterOverHTTP(t *testing.T) {
+	ready := false
+	s, err := New(Options{Decider: cluster(), Ready: func() bool { return ready }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	names := []string{"a", "b"}
+	var res extenderv1.ExtenderFilterResult
+
+	// Before the caches sync: a clear error, and /readyz fails.
+	if err := json.NewDecoder(post(t, h, "/filter", extenderv1.ExtenderArgs{Pod: pod(), NodeNames: &names}).Body).Decode(&res); err != nil || res.Error != NotReadyMessage {
+		t.Fatalf("filter before sync: %+v, %v", res, err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz before sync: %d", rec.Code)
+	}
+	ready = true
+
+	// nodeCacheCapable: names in, names out.
+	res = extenderv1.ExtenderFilterResult{}
+	if err := json.NewDecoder(post(t, h, "/filter", extenderv1.ExtenderArgs{Pod: pod(), NodeNames: &names}).Body).Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Error != "" || res.NodeNames == nil || len(*res.NodeNames) != 1 || (*res.NodeNames)[0] != "a" {
+		t.Fatalf("filter by names: %+v", res)
+	}
+	if !strings.Contains(res.FailedAndUnresolvableNodes["b"], "this node has no intel.com/sriov_netdevice VFs") {
+		t.Fatalf("reason for b: %q", res.FailedAndUnresolvableNodes["b"])
+	}
+
+	// Not nodeCacheCapable: Node objects in, Node objects out.
+	list := &corev1.NodeList{Items: []corev1.Node{{ObjectMeta: metav1.ObjectMeta{Name: "a"}}, {ObjectMeta: metav1.ObjectMeta{Name: "b"}}}}
+	res = extenderv1.ExtenderFilterResult{}
+	p := pod()
+	p.UID = "u2"
+	if err := json.NewDecoder(post(t, h, "/filter", extenderv1.ExtenderArgs{Pod: p, Nodes: list}).Body).Decode(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Nodes == nil || len(res.Nodes.Items) != 1 || res.Nodes.Items[0].Name != "a" || res.NodeNames != nil {
+		t.Fatalf("filter by objects: %+v", res)
+	}
+
+	// Prioritize answers every node given, 0-10.
+	var hp extenderv1.HostPriorityList
+	if err := json.NewDecoder(post(t, h, "/prioritize", extenderv1.ExtenderArgs{Pod: pod(), NodeNames: &names}).Body).Decode(&hp); err != nil {
+		t.Fatal(err)
+	}
+	if len(hp) != 2 || hp[0].Host != "a" || hp[0].Score == 0 || hp[1].Score != 0 {
+		t.Fatalf("prioritize: %+v", hp)
+	}
+
+	// Metrics count the nodes dropped by reason and the calls.
+	rec = httptest.NewRecorder()
+	s.MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{`plexus_extender_filtered_nodes_total{reason="vf-pool-absent"} 2`, `plexus_extender_request_duration_seconds_count{verb="filter"} 3`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	s, err := New(Options{Decider: cluster(), MaxRequestBytes: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 50)
+	for i := range names {
+		names[i] = "node-with-a-long-name"
+	}
+	var res extenderv1.ExtenderFilterResult
+	_ = json.NewDecoder(post(t, s.Handler(), "/filter", extenderv1.ExtenderArgs{Pod: pod(), NodeNames: &names}).Body).Decode(&res)
+	if !strings.Contains(res.Error, "larger than 100 bytes") {
+		t.Fatalf("oversized body: %+v", res)
+	}
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/filter", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /filter: %d", rec.Code)
+	}
+	if _, err := New(Options{Decider: cluster(), CertFile: "x"}); err == nil {
+		t.Fatal("a certificate without a key was accepted")
+	}
+}
+
+// Plain HTTP is refused on any address but loopback.
+func TestPlainHTTPOnlyOnLoopback(t *testing.T) {
+	s, err := New(Options{Decider: cluster()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := s.Run(t.Context(), ln); err == nil || !strings.Contains(err.Error(), "only served on loopback") {
+		t.Fatalf("Run on %s: %v", ln.Addr(), err)
+	}
+}
