@@ -75,7 +75,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	}, nil); err != nil {
 		return err
 	}
-	if _, err := c.start("kube-apiserver", []string{c.bin("kube-apiserver"),
+	apiArgs := []string{c.bin("kube-apiserver"),
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=" + ip, "--advertise-address=" + ip, fmt.Sprintf("--secure-port=%d", apiServerPort),
 		"--tls-cert-file=" + p.path("apiserver.crt"), "--tls-private-key-file=" + p.path("apiserver.key"),
@@ -95,7 +95,15 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		"--enable-aggregator-routing=true",
 		"--profiling=false",
 		"--v=1",
-	}, nil); err != nil {
+	}
+	if len(c.opts.AuditUsers) > 0 {
+		audit, err := auditArgs(filepath.Join(c.dir, "pki"), c.AuditLogPath(), c.opts.AuditUsers)
+		if err != nil {
+			return fmt.Errorf("the API server's audit log: %w", err)
+		}
+		apiArgs = append(apiArgs, audit...)
+	}
+	if _, err := c.start("kube-apiserver", apiArgs, nil); err != nil {
 		return err
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)

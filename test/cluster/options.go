@@ -67,6 +67,12 @@ type Options struct {
 	// NodeKubeconfigs writes on every node, at each path (inside one of the node's own
 	// directories, e.g. /etc/cni/net.d/...), a kubeconfig for the named user of Users.
 	NodeKubeconfigs map[string]string
+
+	// AuditUsers, when set, makes kube-apiserver write an audit log (<Dir>/logs/audit.log,
+	// Cluster.AuditLogPath) of every request these users make, at the Metadata level, e.g.
+	// "system:serviceaccount:kube-system:plexus-daemon" to count a component's API requests
+	// (ReadAudit). Nobody else's requests are logged.
+	AuditUsers []string
 }
 
 // User is an identity of the API server.

@@ -37,6 +37,10 @@ func Main(ctx context.Context, args []string, out io.Writer) int {
 	fs.IntVar(&opts.NetworkID, "network-id", 0, "address block 0-15, for clusters side by side")
 	sriov := fs.Bool("sriov", true, "give every node emulated SR-IOV NICs (2 PFs with 4 VFs each)")
 	images := fs.Bool("images", true, "up: build cmd/ and import an image per Plexus command into every node")
+	fs.Func("audit-user", "write the API server's audit log (<dir>/logs/audit.log) of this user's requests, at the Metadata level; repeat for more users (e.g. system:serviceaccount:kube-system:plexus-daemon)", func(u string) error {
+		opts.AuditUsers = append(opts.AuditUsers, u)
+		return nil
+	})
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
@@ -96,5 +100,8 @@ func up(ctx context.Context, opts cluster.Options, images bool, out io.Writer) e
 		return err
 	}
 	fmt.Fprintf(out, "cluster up; kubeconfig: %s\n", c.Kubeconfig)
+	if len(opts.AuditUsers) > 0 {
+		fmt.Fprintf(out, "audit log of %v: %s\n", opts.AuditUsers, c.AuditLogPath())
+	}
 	return nil
 }
