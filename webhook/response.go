@@ -16,7 +16,8 @@ const ReasonKey = "reason"
 const (
 	// ReasonNoNetworks: the pod selects no secondary network; nothing to do.
 	ReasonNoNetworks = "NoNetworks"
-	// ReasonUnchanged: the pod already has everything the injector would add.
+	// ReasonUnchanged: the pod already has everything the injector would add, or an update
+	// leaves its networks as they were.
 	ReasonUnchanged = "Unchanged"
 	// ReasonInjected: the injector patched the pod.
 	ReasonInjected = "Injected"
@@ -34,6 +35,10 @@ const (
 	ReasonNodeSelectorConflict = "NodeSelectorConflict"
 	// ReasonIPOutOfRange: a requested IP is outside the network's range.
 	ReasonIPOutOfRange = "IPOutOfRange"
+	// ReasonNamespaceIsolation: a pod selects a network of another, not shared, namespace.
+	ReasonNamespaceIsolation = "NamespaceIsolation"
+	// ReasonNetworksImmutable: an update changes the networks of a pod already on a node.
+	ReasonNetworksImmutable = "NetworksImmutable"
 	// ReasonInUse: a NetworkAttachmentDefinition being deleted is used by running pods.
 	ReasonInUse = "InUse"
 	// ReasonBadRequest: the AdmissionReview could not be decoded.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -15,10 +16,11 @@ import (
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/klog/v2/textlogger"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/plexus-project/plexus/cni/network"
+	"github.com/plexus-project/plexus/internal/cli"
+	"github.com/plexus-project/plexus/internal/metricsauth"
 	"github.com/plexus-project/plexus/webhook/inject"
 	"github.com/plexus-project/plexus/webhook/nadcache"
 	"github.com/plexus-project/plexus/webhook/server"
@@ -45,32 +47,44 @@ type Options struct {
 	ResourceNameKeys []string
 	// HonorResources adds to resources the user already set instead of leaving them.
 	HonorResources bool
+	// NamespaceIsolation refuses pods selecting NADs of another namespace than their own and
+	// SharedNamespaces. Main turns it on by default (--namespace-isolation).
+	NamespaceIsolation bool
+	// SharedNamespaces hold NADs every namespace may select under isolation; Main's default
+	// is ["default"].
+	SharedNamespaces []string
 	// Log is the logger; default logr.Discard().
 	Log logr.Logger
 }
 
-// Main parses args (without the program name) and runs until ctx ends.
-func Main(ctx context.Context, args []string) error {
+// Main parses args (without the program name) and runs until ctx ends; logs go to stderr.
+func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := pflag.NewFlagSet("plexus-webhook", pflag.ContinueOnError)
 	var o Options
-	var verbosity int
+	logging := cli.Logging{}
+	logging.AddFlags(fs)
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; in-cluster configuration when empty")
 	fs.StringVar(&o.Host, "bind-address", "", "address to serve HTTPS on (all when empty)")
-	fs.IntVar(&o.Port, "port", 8443, "HTTPS port for /mutate, /validate, /healthz, /readyz, /metrics")
+	fs.IntVar(&o.Port, "port", 8443, "HTTPS port for /mutate, /validate, /healthz, /readyz and /metrics (authenticated)")
 	fs.StringVar(&o.CertFile, "tls-cert-file", "", "PEM serving certificate (with chain); reloaded when it changes")
 	fs.StringVar(&o.KeyFile, "tls-key-file", "", "PEM serving key; reloaded when it changes")
 	fs.DurationVar(&o.CertPollInterval, "tls-poll-interval", 10*time.Second, "how often the serving pair is re-read besides file events")
 	fs.StringSliceVar(&o.ResourceNameKeys, "resource-name-keys", []string{network.ResourceNameAnnotation}, "NAD annotations naming the device resource, first set wins")
 	fs.BoolVar(&o.HonorResources, "honor-resources", false, "add the networks' devices to a resource the container already sets, instead of leaving it")
-	fs.IntVarP(&verbosity, "v", "v", 0, "log verbosity (1 logs every refusal)")
+	fs.BoolVar(&o.NamespaceIsolation, "namespace-isolation", true, "refuse pods selecting NetworkAttachmentDefinitions of another namespace, unless it is shared")
+	fs.StringSliceVar(&o.SharedNamespaces, "shared-namespaces", []string{"default"}, "namespaces whose NetworkAttachmentDefinitions pods of every namespace may select under --namespace-isolation")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	o.Log = textlogger.NewLogger(textlogger.NewConfig(textlogger.Verbosity(verbosity)))
-	ctrllog.SetLogger(o.Log) // controller-runtime's certificate watcher logs through it
+	log, err := logging.Logger(stderr)
+	if err != nil {
+		return err
+	}
+	o.Log = log
+	ctrllog.SetLogger(log) // controller-runtime's cache and metrics filter log through it
 	return Run(ctx, o)
 }
 
@@ -99,13 +113,22 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	metricsFilter, err := metricsauth.Filter(cfg, o.Log.WithName("metrics"))
+	if err != nil {
+		return err
+	}
+	var iso *nadcache.Isolation
+	if o.NamespaceIsolation {
+		iso = &nadcache.Isolation{Shared: o.SharedNamespaces}
+	}
 	srv, err := server.New(server.Options{
 		Host: o.Host, Port: o.Port, CertFile: o.CertFile, KeyFile: o.KeyFile, CertPollInterval: o.CertPollInterval,
-		Mutator:   inject.New(cache, inject.Options{ResourceNameKeys: o.ResourceNameKeys, HonorResources: o.HonorResources}),
-		Validator: validate.New(cache),
-		Ready:     cache.Synced,
-		Registry:  reg,
-		Log:       o.Log,
+		Mutator:       inject.New(cache, inject.Options{ResourceNameKeys: o.ResourceNameKeys, HonorResources: o.HonorResources, Isolation: iso}),
+		Validator:     validate.New(cache, validate.Options{Isolation: iso}),
+		Ready:         cache.Synced,
+		Registry:      reg,
+		MetricsFilter: metricsFilter,
+		Log:           o.Log,
 	})
 	if err != nil {
 		return err

@@ -13,6 +13,8 @@ import (
 const (
 	MutatePods   = "pods.mutate.plexus.io"
 	ValidatePods = "pods.validate.plexus.io"
+	// ValidatePodUpdates judges updates that change a pod's networks annotations.
+	ValidatePodUpdates = "pod-updates.validate.plexus.io"
 	ValidateNADs = "nads.validate.plexus.io"
 )
 
@@ -20,6 +22,20 @@ const (
 // networks or a default-network annotation.
 const HasNetworksExpression = `has(object.metadata.annotations) && ('` + network.NetworksAnnotation +
 	`' in object.metadata.annotations || '` + network.DefaultNetworkAnnotation + `' in object.metadata.annotations)`
+
+// NetworksChangedExpression is the CEL expression of the pod-update webhook's matchCondition:
+// the update changes the networks or the default-network annotation. Other pod updates (status,
+// the CNI's network-status annotation, labels) never reach the webhook, so an outage of it cannot
+// block them.
+var NetworksChangedExpression = changed(network.NetworksAnnotation) + " || " + changed(network.DefaultNetworkAnnotation)
+
+func changed(key string) string {
+	get := func(obj string) string {
+		return `(has(` + obj + `.metadata.annotations) && '` + key + `' in ` + obj + `.metadata.annotations ? ` +
+			obj + `.metadata.annotations['` + key + `'] : '<absent>')`
+	}
+	return get("object") + " != " + get("oldObject")
+}
 
 // Options describe where the webhook is and how the API server should call it.
 type Options struct {
@@ -94,8 +110,9 @@ func Mutating(o Options) *admissionregistrationv1.MutatingWebhookConfiguration {
 	}
 }
 
-// Validating returns the ValidatingWebhookConfiguration: pods (CREATE) and
-// NetworkAttachmentDefinitions (CREATE, UPDATE, DELETE), to /validate.
+// Validating returns the ValidatingWebhookConfiguration: pods (CREATE, and UPDATEs that change
+// their networks annotations) and NetworkAttachmentDefinitions (CREATE, UPDATE, DELETE), to
+// /validate.
 func Validating(o Options) *admissionregistrationv1.ValidatingWebhookConfiguration {
 	o.setDefaults()
 	common := func(name string, rules []admissionregistrationv1.RuleWithOperations) admissionregistrationv1.ValidatingWebhook {
@@ -114,6 +131,9 @@ func Validating(o Options) *admissionregistrationv1.ValidatingWebhookConfigurati
 	pods := common(ValidatePods, []admissionregistrationv1.RuleWithOperations{podCreate()})
 	pods.ObjectSelector = o.ObjectSelector
 	pods.MatchConditions = hasNetworks()
+	podUpdates := common(ValidatePodUpdates, []admissionregistrationv1.RuleWithOperations{podRule(admissionregistrationv1.Update)})
+	podUpdates.ObjectSelector = o.ObjectSelector
+	podUpdates.MatchConditions = []admissionregistrationv1.MatchCondition{{Name: "networks-changed", Expression: NetworksChangedExpression}}
 	nads := common(ValidateNADs, []admissionregistrationv1.RuleWithOperations{{
 		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete},
 		Rule: admissionregistrationv1.Rule{
@@ -124,7 +144,7 @@ func Validating(o Options) *admissionregistrationv1.ValidatingWebhookConfigurati
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Labels: labels()},
-		Webhooks:   []admissionregistrationv1.ValidatingWebhook{pods, nads},
+		Webhooks:   []admissionregistrationv1.ValidatingWebhook{pods, nads, podUpdates},
 	}
 }
 
@@ -163,8 +183,12 @@ func (o *Options) namespaceSelector() *metav1.LabelSelector {
 }
 
 func podCreate() admissionregistrationv1.RuleWithOperations {
+	return podRule(admissionregistrationv1.Create)
+}
+
+func podRule(op admissionregistrationv1.OperationType) admissionregistrationv1.RuleWithOperations {
 	return admissionregistrationv1.RuleWithOperations{
-		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+		Operations: []admissionregistrationv1.OperationType{op},
 		Rule: admissionregistrationv1.Rule{
 			APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"},
 			Scope: ptr(admissionregistrationv1.NamespacedScope),

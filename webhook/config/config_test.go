@@ -30,7 +30,7 @@ func TestMutating(t *testing.T) {
 
 func TestValidatingService(t *testing.T) {
 	v := Validating(Options{Namespace: "plexus", ExcludedNamespaces: []string{"monitoring"}})
-	if len(v.Webhooks) != 2 || v.Webhooks[0].Name != ValidatePods || v.Webhooks[1].Name != ValidateNADs {
+	if len(v.Webhooks) != 3 || v.Webhooks[0].Name != ValidatePods || v.Webhooks[1].Name != ValidateNADs || v.Webhooks[2].Name != ValidatePodUpdates {
 		t.Fatalf("webhooks = %+v", v.Webhooks)
 	}
 	for _, w := range v.Webhooks {
@@ -44,6 +44,9 @@ func TestValidatingService(t *testing.T) {
 	}
 	if len(v.Webhooks[1].MatchConditions) != 0 || len(v.Webhooks[1].Rules[0].Operations) != 3 {
 		t.Errorf("NAD webhook = %+v", v.Webhooks[1])
+	}
+	if u := v.Webhooks[2]; len(u.Rules[0].Operations) != 1 || u.Rules[0].Operations[0] != "UPDATE" || u.MatchConditions[0].Expression != NetworksChangedExpression {
+		t.Errorf("pod update webhook = %+v", u)
 	}
 	SetCABundle([]byte("x"), nil, v)
 	if string(v.Webhooks[1].ClientConfig.CABundle) != "x" {

@@ -41,6 +41,9 @@ type Options struct {
 	// HonorResources adds the networks' count to a resource the container already sets, instead
 	// of leaving it as the user wrote it. Default false.
 	HonorResources bool
+	// Isolation, when set, refuses networks of other namespaces than the pod's and the shared
+	// ones (the validating webhook refuses them too; refusing here keeps the two answers equal).
+	Isolation *nadcache.Isolation
 }
 
 func (o *Options) setDefaults() {
@@ -90,7 +93,7 @@ func (in *Injector) Handle(ctx context.Context, req admission.Request) admission
 // Inject returns the JSON Patch giving pod (in namespace) what its networks need; none when
 // the pod already has it. The error is a *webhook.Refusal naming the fault and the fix.
 func (in *Injector) Inject(pod *corev1.Pod, namespace string) ([]jsonpatch.Operation, error) {
-	atts, err := nadcache.Resolve(in.lookup, pod, namespace)
+	atts, err := nadcache.Resolve(in.lookup, pod, namespace, in.opts.Isolation)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +145,7 @@ func (in *Injector) resources(pod *corev1.Pod, atts []nadcache.Attachment) ([]js
 		}
 		counts[c][corev1.ResourceName(rn)]++
 	}
-	if in.opts.HonorResources && pod.Annotations[AddedAnnotation] != "" {
+	if in.opts.HonorResources && addedBefore(pod, counts) {
 		return nil, nil // added on an earlier invocation
 	}
 	var (
@@ -187,6 +190,32 @@ func (in *Injector) resources(pod *corev1.Pod, atts []nadcache.Attachment) ([]js
 		})
 	}
 	return ops, nil
+}
+
+// addedBefore reports whether AddedAnnotation says exactly what this injector adds for counts
+// and every container holds at least that much: then an earlier invocation added it, and adding
+// again would count the devices twice. A hand-written or stale annotation fails the check and
+// is replaced, so it can never leave a container with fewer devices than its networks need.
+func addedBefore(pod *corev1.Pod, counts []map[corev1.ResourceName]int64) bool {
+	rec, ok := pod.Annotations[AddedAnnotation]
+	if !ok {
+		return false
+	}
+	var want []string
+	for i, c := range counts {
+		name := pod.Spec.Containers[i].Name
+		res := pod.Spec.Containers[i].Resources
+		for _, rn := range sortedNames(c) {
+			n := resource.NewQuantity(c[rn], resource.DecimalSI)
+			req, hasReq := res.Requests[rn]
+			lim, hasLim := res.Limits[rn]
+			if !hasReq || !hasLim || req.Cmp(*n) < 0 || lim.Cmp(*n) < 0 {
+				return false
+			}
+			want = append(want, fmt.Sprintf("%s:%s+%d", name, rn, c[rn]))
+		}
+	}
+	return rec == strings.Join(want, ",")
 }
 
 // resourceName is the device resource a NAD asks for, from the first configured annotation set.

@@ -3,6 +3,7 @@ package inject
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/plexus-project/plexus/cni/network"
 	"github.com/plexus-project/plexus/webhook"
+	"github.com/plexus-project/plexus/webhook/nadcache"
 	nadtesting "github.com/plexus-project/plexus/webhook/nadcache/testing"
 )
 
@@ -419,5 +421,52 @@ func TestHandle(t *testing.T) {
 				t.Errorf("a refusal must be a 403 with a message: %+v", resp.Result)
 			}
 		})
+	}
+}
+
+// TestHonorResourcesHandSetAnnotation: plexus.io/resources-added written by hand must not stop
+// the injection (it guards re-invocations only): the container still gets at least what its
+// networks need, and the annotation is rewritten to what was added.
+func TestHonorResourcesHandSetAnnotation(t *testing.T) {
+	cases := []struct {
+		name             string
+		annotation       string
+		limits, requests corev1.ResourceList
+		wantLim, wantReq string
+		wantAnnotation   string
+	}{
+		{"hand-set, nothing requested", "app:" + sriov + "+2", nil, nil, "2", "2", "app:" + sriov + "+2"},
+		{"hand-set, less than it claims", "app:" + sriov + "+2", corev1.ResourceList{sriov: q("1")}, corev1.ResourceList{sriov: q("1")}, "3", "3", "app:" + sriov + "+2"},
+		{"hand-set garbage", "whatever", nil, nil, "2", "2", "app:" + sriov + "+2"},
+		{"another resource", "app:example.com/x+2", nil, nil, "2", "2", "app:" + sriov + "+2"},
+		{"consistent: a re-invocation, left alone", "app:" + sriov + "+2", corev1.ResourceList{sriov: q("2")}, corev1.ResourceList{sriov: q("2")}, "2", "2", "app:" + sriov + "+2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := podWith("net2,net2")
+			pod.Annotations[AddedAnnotation] = tc.annotation
+			pod.Spec.Containers[0].Resources = corev1.ResourceRequirements{Limits: tc.limits, Requests: tc.requests}
+			out := apply(t, New(lookup(), Options{HonorResources: true}), pod)
+			r := out.Spec.Containers[0].Resources
+			lim, req := r.Limits[sriov], r.Requests[sriov]
+			if lim.String() != tc.wantLim || req.String() != tc.wantReq {
+				t.Errorf("limit %s request %s, want %s and %s", lim.String(), req.String(), tc.wantLim, tc.wantReq)
+			}
+			if got := out.Annotations[AddedAnnotation]; got != tc.wantAnnotation {
+				t.Errorf("%s = %q, want %q", AddedAnnotation, got, tc.wantAnnotation)
+			}
+		})
+	}
+}
+
+func TestNamespaceIsolation(t *testing.T) {
+	in := New(lookup(), Options{Isolation: &nadcache.Isolation{Shared: []string{"ns1"}}})
+	if _, err := in.Inject(podWith("ns1/net1"), "default"); err != nil {
+		t.Errorf("a shared namespace's NAD refused: %v", err)
+	}
+	_, err := New(lookup(), Options{Isolation: &nadcache.Isolation{}}).Inject(podWith("net2, ns1/net1"), "default")
+	var r *webhook.Refusal
+	if !errors.As(err, &r) || r.Reason != webhook.ReasonNamespaceIsolation || !strings.Contains(r.Message, `network 2 ("ns1/net1"): pods of namespace "default" may not select NetworkAttachmentDefinitions of namespace "ns1"`) {
+		t.Errorf("err = %v", err)
 	}
 }

@@ -3,6 +3,8 @@ package nadcache
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -45,13 +47,50 @@ func Selections(pod *corev1.Pod, namespace string) ([]*network.Selection, *netwo
 	return sels, def, nil
 }
 
-// Resolve returns the networks a pod selects, each with its NAD, from the lookup. The error is
-// a *webhook.Refusal naming the first element that does not parse, does not exist or selects an
-// invalid NAD, and the fix.
-func Resolve(lookup Lookup, pod *corev1.Pod, namespace string) ([]Attachment, error) {
+// Isolation is namespace isolation (Multus' namespaceIsolation): a pod may select only the NADs
+// of its own namespace and of the Shared ones. A nil *Isolation allows every namespace.
+type Isolation struct {
+	// Shared are the namespaces whose NADs pods of every namespace may select (e.g. "default").
+	Shared []string
+}
+
+// Check refuses a selection s of a pod in podNamespace that crosses namespaces; i is the
+// element's index (-1: the default network), for the message.
+func (iso *Isolation) Check(podNamespace string, i int, s *network.Selection) error {
+	if iso == nil || s.Namespace == podNamespace || slices.Contains(iso.Shared, s.Namespace) {
+		return nil
+	}
+	return webhook.Refuse(webhook.ReasonNamespaceIsolation,
+		"%s: pods of namespace %q may not select NetworkAttachmentDefinitions of namespace %q (namespace isolation; shared namespaces: %s); create the NAD in %q, or ask the cluster admin to share %q (--shared-namespaces)",
+		Where(i, s), podNamespace, s.Namespace, sharedList(iso.Shared), podNamespace, s.Namespace)
+}
+
+func sharedList(ns []string) string {
+	if len(ns) == 0 {
+		return "none"
+	}
+	return strings.Join(ns, ", ")
+}
+
+// Resolve returns the networks a pod (in namespace) selects, each with its NAD, from the lookup,
+// after checking namespace isolation (iso nil: none). The error is a *webhook.Refusal naming the
+// first element that does not parse, crosses namespaces, does not exist or selects an invalid
+// NAD, and the fix. Isolation is checked before any lookup, so a refusal never tells whether a
+// NAD of another namespace exists.
+func Resolve(lookup Lookup, pod *corev1.Pod, namespace string, iso *Isolation) ([]Attachment, error) {
 	sels, def, err := Selections(pod, namespace)
 	if err != nil {
 		return nil, err
+	}
+	for i, s := range sels {
+		if err := iso.Check(namespace, i, s); err != nil {
+			return nil, err
+		}
+	}
+	if def != nil {
+		if err := iso.Check(namespace, -1, def); err != nil {
+			return nil, err
+		}
 	}
 	out := make([]Attachment, 0, len(sels)+1)
 	for i, s := range sels {

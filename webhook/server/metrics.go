@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	latency   *prometheus.HistogramVec
 	decisions *prometheus.CounterVec
+	certReads *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -18,8 +19,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "plexus_webhook_admission_decisions_total",
 			Help: "Admission decisions by webhook (mutate, validate), allowed (true, false) and reason (Injected, NoNetworks, UnknownNetwork, InUse, ...).",
 		}, []string{"webhook", "allowed", "reason"}),
+		certReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "plexus_webhook_certificate_reads_total",
+			Help: "Reads of the serving certificate and key files, by result: loaded (a new pair in service), unchanged, error (the old pair stays).",
+		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.latency, m.decisions} {
+	for _, c := range []prometheus.Collector{m.latency, m.decisions, m.certReads} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

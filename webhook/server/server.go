@@ -15,7 +15,6 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/plexus-project/plexus/webhook"
@@ -32,6 +31,12 @@ type Options struct {
 	// CertPollInterval is how often the files are re-read besides file events; default 10s.
 	CertPollInterval time.Duration
 
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound a connection's
+	// request header, whole request, response and keep-alive wait, so that a slow or stalled
+	// peer cannot hold a connection (and its goroutine) forever. Defaults 5s, 15s, 35s (above
+	// the API server's 30s maximum webhook timeout) and 90s.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+
 	// Mutator answers /mutate; Validator answers /validate. Either may be nil (404).
 	Mutator, Validator admission.Handler
 	// Ready reports whether the server can judge requests (the caches have synced); /readyz
@@ -39,6 +44,10 @@ type Options struct {
 	Ready func() bool
 	// Registry gets the server's metrics and is served on /metrics; default a new registry.
 	Registry *prometheus.Registry
+	// MetricsFilter guards /metrics: it authenticates and authorizes the caller (TokenReview
+	// and SubjectAccessReview, see MetricsAuth). Nil: /metrics is not served at all, never
+	// served to anyone.
+	MetricsFilter func(http.Handler) http.Handler
 	// Log is the server's logger; default logr.Discard().
 	Log logr.Logger
 }
@@ -50,6 +59,15 @@ func (o *Options) setDefaults() {
 	if o.CertPollInterval == 0 {
 		o.CertPollInterval = 10 * time.Second
 	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.ReadHeaderTimeout, 5*time.Second)
+	def(&o.ReadTimeout, 15*time.Second)
+	def(&o.WriteTimeout, 35*time.Second)
+	def(&o.IdleTimeout, 90*time.Second)
 	if o.Ready == nil {
 		o.Ready = func() bool { return true }
 	}
@@ -64,7 +82,7 @@ func (o *Options) setDefaults() {
 // Server is the webhook's HTTPS server.
 type Server struct {
 	opts    Options
-	certs   *certwatcher.CertWatcher
+	certs   *certs
 	metrics *metrics
 	mux     *http.ServeMux
 }
@@ -76,12 +94,11 @@ func New(opts Options) (*Server, error) {
 	if opts.CertFile == "" || opts.KeyFile == "" {
 		return nil, errors.New("both --tls-cert-file and --tls-key-file are required: the API server only calls webhooks over HTTPS")
 	}
-	cw, err := certwatcher.New(opts.CertFile, opts.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("loading the serving key pair %s, %s: %w", opts.CertFile, opts.KeyFile, err)
-	}
-	cw.WithWatchInterval(opts.CertPollInterval)
 	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	cw, err := newCerts(opts.CertFile, opts.KeyFile, opts.CertPollInterval, m.certReads)
 	if err != nil {
 		return nil, err
 	}
@@ -96,7 +113,9 @@ func New(opts Options) (*Server, error) {
 		}
 		_, _ = w.Write([]byte("ok"))
 	})
-	s.mux.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{}))
+	if opts.MetricsFilter != nil {
+		s.mux.Handle("/metrics", opts.MetricsFilter(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})))
+	}
 	return s, nil
 }
 
@@ -142,11 +161,14 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	watchErr := make(chan error, 1)
-	go func() { watchErr <- s.certs.Start(logr.NewContext(ctx, s.opts.Log.WithName("certs"))) }()
+	go func() { watchErr <- s.certs.run(logr.NewContext(ctx, s.opts.Log.WithName("certs"))) }()
 
 	srv := &http.Server{
 		Handler:           s.mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		ReadTimeout:       s.opts.ReadTimeout,
+		WriteTimeout:      s.opts.WriteTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.certs.GetCertificate},
 		ErrorLog:          log.New(httpErrorLog{s.opts.Log.V(1)}, "", 0),
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -28,9 +29,27 @@ type started struct {
 	client *http.Client
 	ca     *servertesting.CA
 	dir    string
+	srv    *Server
+}
+
+// tokenFilter stands in for metricsauth.Filter (TokenReview and SubjectAccessReview against a
+// real API server are tested in test/integration/webhook): only "Bearer scraper" may read.
+func tokenFilter(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer scraper" {
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func start(t *testing.T, ready func() bool) *started {
+	t.Helper()
+	return startWith(t, Options{Ready: ready, MetricsFilter: tokenFilter})
+}
+
+func startWith(t *testing.T, opts Options) *started {
 	t.Helper()
 	ca := servertesting.NewCA(t, "test-ca")
 	dir := t.TempDir()
@@ -41,7 +60,8 @@ func start(t *testing.T, ready func() bool) *started {
 	allow := admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
 		return webhook.Allowed(webhook.ReasonNoNetworks)
 	})
-	s, err := New(Options{CertFile: cert, KeyFile: key, CertPollInterval: 100 * time.Millisecond, Mutator: allow, Validator: deny, Ready: ready})
+	opts.CertFile, opts.KeyFile, opts.CertPollInterval, opts.Mutator, opts.Validator = cert, key, 100*time.Millisecond, allow, deny
+	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,12 +81,21 @@ func start(t *testing.T, ready func() bool) *started {
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, DisableKeepAlives: true,
 	}}
-	return &started{url: "https://" + ln.Addr().String(), client: client, ca: ca, dir: dir}
+	return &started{url: "https://" + ln.Addr().String(), client: client, ca: ca, dir: dir, srv: s}
 }
 
 func (s *started) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	resp, err := s.client.Get(s.url + path)
+	return s.getAs(t, path, "scraper")
+}
+
+func (s *started) getAs(t *testing.T, path, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := s.client.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -116,6 +145,12 @@ func TestEndpoints(t *testing.T) {
 	if r.Allowed || r.Result.Code != 403 || !strings.Contains(r.Result.Message, "does not exist") {
 		t.Errorf("/validate = %+v", r)
 	}
+	if code, _ := s.getAs(t, "/metrics", ""); code != http.StatusUnauthorized {
+		t.Errorf("/metrics without a token = %d, want 401", code)
+	}
+	if code, _ := s.getAs(t, "/healthz", ""); code != 200 {
+		t.Errorf("/healthz without a token = %d: probes carry none", code)
+	}
 	_, metrics := s.get(t, "/metrics")
 	for _, want := range []string{
 		`plexus_webhook_admission_decisions_total{allowed="false",reason="UnknownNetwork",webhook="validate"} 1`,
@@ -148,19 +183,23 @@ func TestCertificateReload(t *testing.T) {
 	s.ca.WritePair(t, s.dir, 2)
 	waitSerial(t, s, 2)
 
-	// A bad pair (a key that does not match) keeps the old one; the server keeps serving.
+	// A bad pair (a key that does not match) keeps the old one; the server keeps serving. The
+	// test waits for the server to have read and refused the files (the error count grows), so
+	// "refused" is never mistaken for "not re-read yet".
 	c3, _ := s.ca.Issue(t, 3)
+	refused := s.reads(ReadError)
 	if err := os.WriteFile(filepath.Join(s.dir, "tls.crt"), c3, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	s.waitReads(t, ReadError, refused)
 	if got := s.serial(t); got != 2 {
 		t.Fatalf("after a mismatched pair, serial = %d, want the old 2", got)
 	}
+	refused = s.reads(ReadError)
 	if err := os.WriteFile(filepath.Join(s.dir, "tls.key"), []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	s.waitReads(t, ReadError, refused)
 	if got := s.serial(t); got != 2 {
 		t.Fatalf("after a garbage key, serial = %d, want the old 2", got)
 	}
@@ -179,6 +218,25 @@ func TestCertificateReload(t *testing.T) {
 		}
 	}
 	waitSerial(t, s, 4)
+}
+
+// reads is how many reads of the serving pair ended with result.
+func (s *started) reads(result string) float64 {
+	var m dto.Metric
+	_ = s.srv.metrics.certReads.WithLabelValues(result).Write(&m)
+	return m.GetCounter().GetValue()
+}
+
+// waitReads waits until a read ends with result after the count was before.
+func (s *started) waitReads(t *testing.T, result string, before float64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.reads(result) == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no read of the serving pair ended %q in 5s", result)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func waitSerial(t *testing.T, s *started, want int64) {
@@ -202,5 +260,48 @@ func TestNewNeedsAPair(t *testing.T) {
 	}
 	if _, err := New(Options{CertFile: "/nonexistent/c", KeyFile: "/nonexistent/k"}); err == nil {
 		t.Error("a missing pair must fail at start")
+	}
+}
+
+func TestMetricsNeedAFilter(t *testing.T) {
+	s := startWith(t, Options{})
+	if code, _ := s.get(t, "/metrics"); code != http.StatusNotFound {
+		t.Errorf("/metrics without a MetricsFilter = %d, want 404: never served unauthenticated", code)
+	}
+}
+
+// TestTimeouts: a peer that stalls in the header, in the body or on an idle keep-alive
+// connection is cut off by the server, not held forever.
+func TestTimeouts(t *testing.T) {
+	const limit = 300 * time.Millisecond
+	s := startWith(t, Options{ReadHeaderTimeout: limit, ReadTimeout: limit, IdleTimeout: limit, MetricsFilter: tokenFilter})
+	cases := []struct {
+		name string
+		send string
+	}{
+		{"stalled header", "POST /mutate HTTP/1.1\r\nHost: x\r\n"},
+		{"stalled body", "POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"},
+		{"idle keep-alive", "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := tls.Dial("tcp", strings.TrimPrefix(s.url, "https://"), &tls.Config{RootCAs: s.ca.Pool()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, tc.send); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = io.Copy(io.Discard, conn) // returns when the server closes the connection
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("the server kept the connection open for 10s (limit %s)", limit)
+			}
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("closed after %s, limit %s", took, limit)
+			}
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/plexus-project/plexus/cni/network"
 	"github.com/plexus-project/plexus/ipam/config"
 	"github.com/plexus-project/plexus/webhook"
 	"github.com/plexus-project/plexus/webhook/nadcache"
@@ -15,7 +16,7 @@ import (
 // NAD exists and parses, and requested IPs lie in the network's range. The error is a
 // *webhook.Refusal.
 func (v *Validator) Pod(pod *corev1.Pod, namespace string) error {
-	atts, err := nadcache.Resolve(v.lookup, pod, namespace)
+	atts, err := nadcache.Resolve(v.lookup, pod, namespace, v.opts.Isolation)
 	if err != nil {
 		return err
 	}
@@ -28,6 +29,34 @@ func (v *Validator) Pod(pod *corev1.Pod, namespace string) error {
 		}
 	}
 	return nil
+}
+
+// NetworksChanged reports whether an update changes the networks or default-network annotation.
+func NetworksChanged(old, pod *corev1.Pod) bool {
+	for _, k := range []string{network.NetworksAnnotation, network.DefaultNetworkAnnotation} {
+		o, oldHas := old.Annotations[k]
+		n, newHas := pod.Annotations[k]
+		if o != n || oldHas != newHas {
+			return true
+		}
+	}
+	return false
+}
+
+// PodUpdate judges an update that changes a pod's networks annotations: refused once the pod is
+// on a node (its interfaces and devices were set up from the old ones and cannot follow), and
+// otherwise checked as a new pod is, isolation included, so that an update cannot select what a
+// create could not.
+func (v *Validator) PodUpdate(old, pod *corev1.Pod, namespace string) error {
+	if old.Spec.NodeName != "" {
+		return webhook.Refuse(webhook.ReasonNetworksImmutable,
+			"pod %s/%s runs on node %s: the networks of a scheduled pod cannot change (annotations %s and %s); delete the pod and create it with the new networks",
+			namespace, old.Name, old.Spec.NodeName, network.NetworksAnnotation, network.DefaultNetworkAnnotation)
+	}
+	if !nadcache.HasNetworks(pod) {
+		return nil
+	}
+	return v.Pod(pod, namespace)
 }
 
 // RequestedIPs checks that ips lie inside the ranges of the NAD's IPAM section, when that section

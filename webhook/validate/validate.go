@@ -21,15 +21,26 @@ const AllowDeleteInUseAnnotation = "plexus.io/allow-delete-in-use"
 // MaxListedPods is how many of the pods using a NAD a refused deletion names.
 const MaxListedPods = 5
 
-// Validator judges pods (CREATE) and NetworkAttachmentDefinitions (CREATE, UPDATE, DELETE).
+// Options tune a Validator.
+type Options struct {
+	// Isolation, when set, refuses pods selecting NADs of other namespaces than their own and
+	// the shared ones. Default nil: no isolation.
+	Isolation *nadcache.Isolation
+}
+
+// Validator judges pods (CREATE, and UPDATEs of their networks) and NetworkAttachmentDefinitions
+// (CREATE, UPDATE, DELETE).
 type Validator struct {
 	lookup nadcache.Lookup
+	opts   Options
 }
 
 var _ admission.Handler = (*Validator)(nil)
 
 // New returns a Validator reading NADs and their users from lookup.
-func New(lookup nadcache.Lookup) *Validator { return &Validator{lookup: lookup} }
+func New(lookup nadcache.Lookup, opts Options) *Validator {
+	return &Validator{lookup: lookup, opts: opts}
+}
 
 // Handle dispatches on the request's kind and operation.
 func (v *Validator) Handle(ctx context.Context, req admission.Request) admission.Response {
@@ -44,6 +55,18 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 			return webhook.Allowed(webhook.ReasonNoNetworks)
 		}
 		err = v.Pod(pod, req.Namespace)
+	case req.Kind.Kind == "Pod" && req.Operation == admissionv1.Update && req.SubResource == "":
+		pod, old := &corev1.Pod{}, &corev1.Pod{}
+		if err := json.Unmarshal(req.Object.Raw, pod); err != nil {
+			return webhook.Denied(webhook.ReasonBadRequest, fmt.Sprintf("decoding the pod: %v", err))
+		}
+		if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
+			return webhook.Denied(webhook.ReasonBadRequest, fmt.Sprintf("decoding the old pod: %v", err))
+		}
+		if !NetworksChanged(old, pod) {
+			return webhook.Allowed(webhook.ReasonUnchanged)
+		}
+		err = v.PodUpdate(old, pod, req.Namespace)
 	case req.Kind.Kind == "NetworkAttachmentDefinition" && (req.Operation == admissionv1.Create || req.Operation == admissionv1.Update):
 		nad := &nadv1.NetworkAttachmentDefinition{}
 		if err := json.Unmarshal(req.Object.Raw, nad); err != nil {
@@ -52,7 +75,15 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) admission
 		if nad.Namespace == "" {
 			nad.Namespace = req.Namespace
 		}
-		err = NAD(nad)
+		var warnings []string
+		warnings, err = NAD(nad)
+		resp := webhook.Allowed(webhook.ReasonValid)
+		if err != nil {
+			logr.FromContextOrDiscard(ctx).V(1).Info("refusing", "kind", req.Kind.Kind, "operation", req.Operation, "namespace", req.Namespace, "name", req.Name, "reason", err)
+			resp = webhook.FromError(err)
+		}
+		resp.Warnings = warnings
+		return resp
 	case req.Kind.Kind == "NetworkAttachmentDefinition" && req.Operation == admissionv1.Delete:
 		nad := &nadv1.NetworkAttachmentDefinition{}
 		if len(req.OldObject.Raw) > 0 {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/plexus-project/plexus/cni/network"
 	"github.com/plexus-project/plexus/webhook"
+	"github.com/plexus-project/plexus/webhook/nadcache"
 	nadtesting "github.com/plexus-project/plexus/webhook/nadcache/testing"
 )
 
@@ -75,7 +76,7 @@ func TestPod(t *testing.T) {
 		{"invalid NAD selected", "broken", "", webhook.ReasonInvalidNetwork, `network 1 ("default/broken"): NetworkAttachmentDefinition default/broken`},
 		{"unknown default network", "", "nope", webhook.ReasonUnknownNetwork, `v1.multus-cni.io/default-network "default/nope": NetworkAttachmentDefinition default/nope does not exist`},
 	}
-	v := New(lookup())
+	v := New(lookup(), Options{})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := pod(tc.networks)
@@ -104,8 +105,22 @@ func TestNAD(t *testing.T) {
 		{"bad name", nad("Bad_Name", macvlan), `metadata.name: Invalid value: "Bad_Name"`},
 		{"IPAM our IPAM refuses", nad("badpool", `{"cniVersion":"1.0.0","type":"macvlan","ipam":{"type":"plexus-ipam","range":"10.0.0.0/33"}}`), "spec.config.ipam: Invalid value"},
 		{"IPAM without ranges", nad("noranges", `{"cniVersion":"1.0.0","type":"macvlan","ipam":{"type":"plexus-ipam","range":"10.0.0.5-10.0.0.1/24"}}`), "spec.config.ipam"},
+		// Host paths: a NAD author is not root on the nodes.
+		{"log_file outside /var/log/plexus", nad("logfile", `{"cniVersion":"1.0.0","type":"macvlan","ipam":{"type":"plexus-ipam","range":"10.0.0.0/24","log_file":"/etc/cron.d/evil"}}`),
+			`spec.config.ipam.log_file: Invalid value: "/etc/cron.d/evil": a network configuration may only log to a file inside /var/log/plexus`},
+		{"log_file escaping by ..", nad("dotdot", `{"cniVersion":"1.0.0","type":"macvlan","ipam":{"type":"whereabouts","range":"10.0.0.0/24","log_file":"/var/log/plexus/../../../etc/x"}}`),
+			"spec.config.ipam.log_file"},
+		{"configuration_path without ranges", nad("flat", `{"cniVersion":"1.0.0","type":"macvlan","ipam":{"type":"plexus-ipam","configuration_path":"/root/.ssh/id_rsa"}}`),
+			`spec.config.ipam.configuration_path: Invalid value: "/root/.ssh/id_rsa": a network configuration may only name a flat file inside /etc/plexus`},
+		{"lock_dir in a conflist's second plugin", nad("lockdir", `{"cniVersion":"1.0.0","plugins":[{"type":"macvlan","ipam":{"type":"host-local","subnet":"10.1.0.0/24"}},{"type":"tuning","ipam":{"type":"plexus-ipam","range":"10.0.0.0/24","lock_dir":"/etc"}}]}`),
+			`spec.config.plugins[1].ipam.lock_dir: Invalid value: "/etc": a network configuration may only name /run/plexus-ipam`},
+		{"bad node_name", nad("nodename", `{"cniVersion":"1.0.0","type":"macvlan","ipam":{"type":"plexus-ipam","range":"10.0.0.0/24","node_name":"../../x"}}`),
+			`spec.config.ipam.node_name: Invalid value: "../../x": not a valid node name`},
+		// An IPAM section that does not parse is refused with the parse error, not skipped.
+		{"ipam section does not parse", nad("unparsed", `{"cniVersion":"1.0.0","type":"macvlan","ipam":{"type":"plexus-ipam","configuration_path":["x"]}}`),
+			"does not parse as a plexus-ipam section: json: cannot unmarshal array"},
 	}
-	v := New(lookup())
+	v := New(lookup(), Options{})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, op := range []admissionv1.Operation{admissionv1.Create, admissionv1.Update} {
@@ -121,7 +136,7 @@ func TestNAD(t *testing.T) {
 }
 
 func TestNADDelete(t *testing.T) {
-	v := New(lookup())
+	v := New(lookup(), Options{})
 	cases := []struct {
 		name               string
 		nad                *nadv1.NetworkAttachmentDefinition
@@ -142,7 +157,7 @@ func TestNADDelete(t *testing.T) {
 }
 
 func TestPodWithoutNetworksAllowedAtOnce(t *testing.T) {
-	resp := New(lookup()).Handle(context.Background(), request("Pod", admissionv1.Create, pod(""), nil))
+	resp := New(lookup(), Options{}).Handle(context.Background(), request("Pod", admissionv1.Create, pod(""), nil))
 	check(t, resp, "", "")
 	if webhook.ReasonOf(resp) != webhook.ReasonNoNetworks {
 		t.Errorf("reason = %s", webhook.ReasonOf(resp))
@@ -189,5 +204,83 @@ func check(t *testing.T, resp admission.Response, wantReason, wantMsg string) {
 	}
 	if !strings.Contains(resp.Result.Message, wantMsg) {
 		t.Errorf("message = %q\nwant it to contain %q", resp.Result.Message, wantMsg)
+	}
+}
+
+func TestNADWarnsOfIgnoredKubeconfig(t *testing.T) {
+	n := nad("wb", `{"cniVersion":"1.0.0","type":"macvlan","ipam":{"type":"whereabouts","range":"10.0.0.0/24","kubernetes":{"kubeconfig":"/etc/cni/net.d/whereabouts.d/whereabouts.kubeconfig"}}}`)
+	resp := New(lookup(), Options{}).Handle(context.Background(), request("NetworkAttachmentDefinition", admissionv1.Create, n, nil))
+	check(t, resp, "", "")
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], `spec.config.ipam.kubernetes.kubeconfig "/etc/cni/net.d/whereabouts.d/whereabouts.kubeconfig" is ignored`) {
+		t.Errorf("warnings = %q", resp.Warnings)
+	}
+}
+
+func TestPodNamespaceIsolation(t *testing.T) {
+	l := lookup()
+	other := nad("net-b", macvlan)
+	other.Namespace = "team-b"
+	l.NADs["team-b/net-b"] = nadcache.Parse(other)
+	shared := nad("shared", macvlan)
+	shared.Namespace = "infra"
+	l.NADs["infra/shared"] = nadcache.Parse(shared)
+	cases := []struct {
+		name, networks, defaultNet string
+		iso                        *nadcache.Isolation
+		wantMsg                    string
+	}{
+		{"own namespace", "macvlan-n4", "", &nadcache.Isolation{}, ""},
+		{"shared namespace", "infra/shared", "", &nadcache.Isolation{Shared: []string{"infra"}}, ""},
+		{"another namespace", "macvlan-n4, team-b/net-b", "", &nadcache.Isolation{Shared: []string{"infra"}},
+			`network 2 ("team-b/net-b"): pods of namespace "default" may not select NetworkAttachmentDefinitions of namespace "team-b" (namespace isolation; shared namespaces: infra); create the NAD in "default", or ask the cluster admin to share "team-b" (--shared-namespaces)`},
+		{"JSON form", `[{"name":"net-b","namespace":"team-b"}]`, "", &nadcache.Isolation{}, `network 1 ("team-b/net-b")`},
+		{"default network", "", "team-b/net-b", &nadcache.Isolation{}, `v1.multus-cni.io/default-network "team-b/net-b": pods of namespace "default"`},
+		{"a NAD that does not exist is not revealed", "team-b/nope", "", &nadcache.Isolation{}, `may not select NetworkAttachmentDefinitions of namespace "team-b"`},
+		{"isolation off", "team-b/net-b", "", nil, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pod(tc.networks)
+			if tc.defaultNet != "" {
+				p.Annotations[network.DefaultNetworkAnnotation] = tc.defaultNet
+			}
+			resp := New(l, Options{Isolation: tc.iso}).Handle(context.Background(), request("Pod", admissionv1.Create, p, nil))
+			reason := ""
+			if tc.wantMsg != "" {
+				reason = webhook.ReasonNamespaceIsolation
+			}
+			check(t, resp, reason, tc.wantMsg)
+		})
+	}
+}
+
+func TestPodUpdate(t *testing.T) {
+	v := New(lookup(), Options{Isolation: &nadcache.Isolation{Shared: []string{"default"}}})
+	scheduled := func(networks string) *corev1.Pod {
+		p := pod(networks)
+		p.Spec.NodeName = "node-1"
+		return p
+	}
+	relabel := func(p *corev1.Pod) *corev1.Pod { p = p.DeepCopy(); p.Labels = map[string]string{"a": "b"}; return p }
+	cases := []struct {
+		name       string
+		old, pod   *corev1.Pod
+		wantReason string
+		wantMsg    string
+	}{
+		{"other changes to a scheduled pod", scheduled("macvlan-n4"), relabel(scheduled("macvlan-n4")), "", ""},
+		{"networks of a scheduled pod", scheduled("macvlan-n4"), scheduled("macvlan-n4, sriov-n3"), webhook.ReasonNetworksImmutable,
+			`pod default/p runs on node node-1: the networks of a scheduled pod cannot change`},
+		{"networks removed from a scheduled pod", scheduled("macvlan-n4"), scheduled(""), webhook.ReasonNetworksImmutable, "cannot change"},
+		{"networks added to a scheduled pod", scheduled(""), scheduled("macvlan-n4"), webhook.ReasonNetworksImmutable, "cannot change"},
+		{"pending pod, valid networks", pod("macvlan-n4"), pod("sriov-n3"), "", ""},
+		{"pending pod, unknown network", pod("macvlan-n4"), pod("sriov-n9"), webhook.ReasonUnknownNetwork, "does not exist"},
+		{"pending pod, another namespace", pod("macvlan-n4"), pod("team-b/x"), webhook.ReasonNamespaceIsolation, `namespace "team-b"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req := request("Pod", admissionv1.Update, tc.pod, tc.old)
+			check(t, v.Handle(context.Background(), req), tc.wantReason, tc.wantMsg)
+		})
 	}
 }

@@ -30,7 +30,7 @@ func BenchmarkHandler(b *testing.B) {
 	ca := servertesting.NewCA(b, "bench-ca")
 	cert, key := ca.WritePair(b, b.TempDir(), 1)
 	srv, err := server.New(server.Options{CertFile: cert, KeyFile: key,
-		Mutator: inject.New(lookup, inject.Options{}), Validator: validate.New(lookup)})
+		Mutator: inject.New(lookup, inject.Options{}), Validator: validate.New(lookup, validate.Options{})})
 	if err != nil {
 		b.Fatal(err)
 	}
