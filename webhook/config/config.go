@@ -15,7 +15,7 @@ const (
 	ValidatePods = "pods.validate.plexus.io"
 	// ValidatePodUpdates judges updates that change a pod's networks annotations.
 	ValidatePodUpdates = "pod-updates.validate.plexus.io"
-	ValidateNADs = "nads.validate.plexus.io"
+	ValidateNADs       = "nads.validate.plexus.io"
 )
 
 // HasNetworksExpression is the CEL expression of the pod webhooks' matchCondition: the pod has a
