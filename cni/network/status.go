@@ -49,8 +49,9 @@ type PodPatcher interface {
 	Patch(ctx context.Context, name string, pt k8stypes.PatchType, data []byte, opts metav1.PatchOptions, subresources ...string) (*corev1.Pod, error)
 }
 
-// WriteStatus sets the pod's network-status annotation with a merge patch, so it never
-// conflicts with other writers of the pod and needs no read first.
+// WriteStatus sets the pod's network-status annotation with a merge patch of the pods/status
+// subresource (the one permission a node daemon needs, as kubelet and Multus write it), so it
+// never conflicts with other writers of the pod and needs no read first.
 func WriteStatus(ctx context.Context, pods PodPatcher, podName string, statuses []Status) error {
 	if statuses == nil {
 		statuses = []Status{}
@@ -65,7 +66,7 @@ func WriteStatus(ctx context.Context, pods PodPatcher, podName string, statuses 
 	if err != nil {
 		return err
 	}
-	if _, err := pods.Patch(ctx, podName, k8stypes.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	if _, err := pods.Patch(ctx, podName, k8stypes.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
 		return fmt.Errorf("pod %s: writing %s: %w", podName, NetworkStatusAnnotation, err)
 	}
 	return nil
