@@ -184,7 +184,7 @@ func (n *node) attach(ctx context.Context, args *skel.CmdArgs, cfg *Config, vf s
 		result.IPs, result.Routes, result.DNS = ipr.IPs, ipr.Routes, ipr.DNS
 	}
 	if !rec.Userspace {
-		if err := moveIn(vf.Address, rec.Host, netns, rec.Pod, result); err != nil {
+		if rec.Pod.Index, err = moveIn(vf.Address, rec.Host, netns, rec.Pod, result); err != nil {
 			return nil, types.NewError(types.ErrInternal, err.Error(), "")
 		}
 	}
@@ -207,7 +207,7 @@ func (n *node) restore(ctx context.Context, rec *Record, sysfsName string) error
 	if rec.Userspace {
 		return nil
 	}
-	return release(rec.DeviceID, rec.Owner.Netns, rec.Pod.Name, rec.Host, sysfsName)
+	return release(rec.DeviceID, rec.Owner.Netns, rec.Pod, rec.Host, sysfsName)
 }
 
 // forget removes the record of a VF and its attachment index.

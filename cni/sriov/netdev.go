@@ -63,23 +63,24 @@ func configure(l netlink.Link, want NetdevState) error {
 }
 
 // moveIn moves the host netdev hostName (VF pci) into netns as pod.Name with pod's MAC and MTU,
-// up, and configures the IPAM result's addresses and routes on it (when r is not nil). On
-// failure it brings the netdev back as it found it, as far as it can.
-func moveIn(pci string, host NetdevState, netns ns.NetNS, pod NetdevState, r *current.Result) (err error) {
+// up, configures the IPAM result's addresses and routes on it (when r is not nil), and returns
+// its ifindex there. On failure it brings the netdev back as it found it, as far as it can.
+func moveIn(pci string, host NetdevState, netns ns.NetNS, pod NetdevState, r *current.Result) (index int, err error) {
 	l, err := netlink.LinkByName(host.Name)
 	if err != nil {
-		return fmt.Errorf("VF netdev %s: %w", host.Name, err)
+		return 0, fmt.Errorf("VF netdev %s: %w", host.Name, err)
 	}
 	tmp := tempName(pci)
 	if err := configure(l, NetdevState{Name: tmp}); err != nil {
-		return err
+		return 0, err
 	}
 	if err := netlink.LinkSetNsFd(l, int(netns.Fd())); err != nil {
 		_ = restoreInHost(pci, host, "")
-		return fmt.Errorf("moving VF netdev %s into %s: %w", host.Name, netns.Path(), err)
+		return 0, fmt.Errorf("moving VF netdev %s into %s: %w", host.Name, netns.Path(), err)
 	}
-	return netns.Do(func(hostNS ns.NetNS) error {
-		err := setupInPod(tmp, pod, r)
+	err = netns.Do(func(hostNS ns.NetNS) error {
+		var err error
+		index, err = setupInPod(tmp, pod, r)
 		if err != nil {
 			if l, lerr := netlink.LinkByName(tmp); lerr == nil {
 				_ = netlink.LinkSetNsFd(l, int(hostNS.Fd()))
@@ -91,40 +92,42 @@ func moveIn(pci string, host NetdevState, netns ns.NetNS, pod NetdevState, r *cu
 		}
 		return err
 	})
+	return index, err
 }
 
-func setupInPod(tmp string, pod NetdevState, r *current.Result) error {
+func setupInPod(tmp string, pod NetdevState, r *current.Result) (int, error) {
 	l, err := netlink.LinkByName(tmp)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := configure(l, pod); err != nil {
-		return err
+		return 0, err
 	}
 	if err := netlink.LinkSetUp(l); err != nil {
-		return fmt.Errorf("setting %s up: %w", pod.Name, err)
+		return 0, fmt.Errorf("setting %s up: %w", pod.Name, err)
 	}
 	if r != nil && len(r.IPs) > 0 {
 		if err := configureAddresses(l, r); err != nil {
-			return fmt.Errorf("configuring the addresses of %s: %w", pod.Name, err)
+			return 0, fmt.Errorf("configuring the addresses of %s: %w", pod.Name, err)
 		}
 	}
-	return nil
+	return l.Attrs().Index, nil
 }
 
 // errNetdevGone is wrapped when the VF netdev is found nowhere.
 var errNetdevGone = errors.New("VF netdev not found")
 
-// release brings the VF netdev back from netnsPath (when it still exists and holds podName) to
-// the host as host, then restores it there. sysfsName is the netdev the VF lists in sysfs now
-// ("" if none): a VF whose netns died comes back under the name it had in the pod, or a
-// kernel-chosen one, which sysfs shows.
-func release(pci, netnsPath, podName string, host NetdevState, sysfsName string) error {
+// release brings the VF netdev back from netnsPath (when it still exists and holds the VF: a
+// link named pod.Name with pod.Index, or one with the moving name) to the host as host, then
+// restores it there. sysfsName is the netdev the VF lists in sysfs now ("" if none): a VF whose
+// netns died comes back under the name it had in the pod, or a kernel-chosen one, which sysfs
+// shows.
+func release(pci, netnsPath string, pod, host NetdevState, sysfsName string) error {
 	if netnsPath != "" {
 		if netns, err := ns.GetNS(netnsPath); err == nil {
 			err := netns.Do(func(hostNS ns.NetNS) error {
-				l, err := netlink.LinkByName(podName)
-				if err != nil {
+				l, err := netlink.LinkByName(pod.Name)
+				if err != nil || pod.Index == 0 || l.Attrs().Index != pod.Index {
 					if l, err = netlink.LinkByName(tempName(pci)); err != nil {
 						return nil // not here: look in the host
 					}
@@ -133,7 +136,7 @@ func release(pci, netnsPath, podName string, host NetdevState, sysfsName string)
 					return err
 				}
 				if err := netlink.LinkSetNsFd(l, int(hostNS.Fd())); err != nil {
-					return fmt.Errorf("moving VF netdev %s back to the host: %w", podName, err)
+					return fmt.Errorf("moving VF netdev %s back to the host: %w", pod.Name, err)
 				}
 				return nil
 			})

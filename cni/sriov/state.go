@@ -54,10 +54,13 @@ type Record struct {
 
 // NetdevState is what plexus-sriov changes on a VF netdev.
 type NetdevState struct {
-	Name string `json:"name"`
-	MAC  string `json:"mac"`
-	MTU  int    `json:"mtu"`
-	Up   bool   `json:"up"`
+	// Index is the ifindex in the pod once moved there (0 before): how DEL tells the VF from
+	// another link that took its name.
+	Index int    `json:"index,omitempty"`
+	Name  string `json:"name"`
+	MAC   string `json:"mac"`
+	MTU   int    `json:"mtu"`
+	Up    bool   `json:"up"`
 }
 
 // Store keeps the per-VF locks and records, and the attachment index, under a directory:
