@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,10 +19,8 @@ func PlexusImageRef(bin string) string { return "localhost/plexus/" + bin + ":" 
 
 // Build is the outcome of building the Plexus commands.
 type Build struct {
-	// Binaries maps each command that built to its static binary.
+	// Binaries maps each command to its static binary.
 	Binaries map[string]string
-	// Failed maps each command that did not build to the compiler's complaint.
-	Failed map[string]string
 }
 
 // Images returns an image per built binary: the static binary alone as /<bin>, its entrypoint.
@@ -38,8 +37,8 @@ func (b *Build) Images() []Image {
 }
 
 // BuildPlexus builds every command under <repo>/cmd but skip as a static binary (CGO off) into
-// outDir. A command that does not build (work in progress) is reported in Failed, not as an
-// error.
+// outDir. A command that does not build is an error naming it and the compiler's complaint:
+// the tests, the demo and the benchmarks fail rather than run without it.
 func BuildPlexus(ctx context.Context, repo, outDir string, skip ...string) (*Build, error) {
 	ents, err := os.ReadDir(filepath.Join(repo, "cmd"))
 	if err != nil {
@@ -61,7 +60,7 @@ func BuildPlexus(ctx context.Context, repo, outDir string, skip ...string) (*Bui
 			cmds = append(cmds, e.Name())
 		}
 	}
-	b := &Build{Binaries: map[string]string{}, Failed: map[string]string{}}
+	b := &Build{Binaries: map[string]string{}}
 	build := func(names ...string) error {
 		args := []string{"build", "-trimpath", "-o", outDir + "/"}
 		for _, n := range names {
@@ -84,10 +83,14 @@ func BuildPlexus(ctx context.Context, repo, outDir string, skip ...string) (*Bui
 		return b, nil
 	}
 	// Something does not build: build one by one to tell which.
+	var errs []error
 	for _, n := range cmds {
 		if err := build(n); err != nil {
-			b.Failed[n] = err.Error()
+			errs = append(errs, fmt.Errorf("cmd/%s does not build: %w", n, err))
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return b, nil
 }

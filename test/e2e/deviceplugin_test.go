@@ -33,9 +33,7 @@ const sriovResource = "intel.com/sriov_netdevice"
 // when the pod goes), and the Node carries the capacity annotation.
 func TestDevicePlugin(t *testing.T) {
 	s := requireSuite(t)
-	if s.build.Binaries["plexus-deviceplugin"] == "" {
-		t.Skipf("cmd/plexus-deviceplugin does not build: %s", s.build.Failed["plexus-deviceplugin"])
-	}
+	s.requireBinary(t, "plexus-deviceplugin")
 	c := s.Cluster
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

@@ -22,9 +22,7 @@ import (
 // node from one range give four distinct addresses on blocks of the right nodes; DEL frees them.
 func TestIPAMOnNodes(t *testing.T) {
 	s := requireSuite(t)
-	if _, ok := s.build.Binaries["plexus-ipam"]; !ok {
-		t.Skip("cmd/plexus-ipam does not build yet")
-	}
+	s.requireBinary(t, "plexus-ipam")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	y, err := demo.Manifest("plexus-ipam")
@@ -46,9 +44,7 @@ func TestIPAMOnNodes(t *testing.T) {
 		netns[n.Name] = fmt.Sprintf("/proc/%d/ns/net", pid)
 	}
 	t.Run("direct", func(t *testing.T) { addAndDelOnNodes(ctx, t, s, netns, "") })
-	if _, ok := s.build.Binaries["plexus-daemon"]; !ok {
-		t.Skip("cmd/plexus-daemon does not build yet")
-	}
+	s.requireBinary(t, "plexus-daemon")
 	t.Run("agent", func(t *testing.T) {
 		if err := demo.Install(ctx, s.Cluster, "plexus-daemon"); err != nil {
 			t.Fatal(err)

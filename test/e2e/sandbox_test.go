@@ -5,33 +5,41 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/plexus-project/plexus/cni/network"
 	"github.com/plexus-project/plexus/test/cluster"
 	"github.com/plexus-project/plexus/test/cluster/demo"
 	"github.com/plexus-project/plexus/test/repo"
 )
 
 // TestDemo runs what `make demo DEMO_EXIT=1` runs, on its own cluster: build, up with emulated
-// SR-IOV, install the components that exist, apply docs/examples, check, down.
+// SR-IOV, install every component, apply docs/examples, check, down. It asserts what the pods
+// got, read from live state by the demo: every component installed and ready, two VFs of its
+// own node per UPF pod, and eth0 plus net1-net3 with addresses from each network's range, in
+// the network-status and inside the pod, each SR-IOV network on one of the pod's VFs.
 func TestDemo(t *testing.T) {
 	requireE2E(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
 	var opts demo.Options
+	var rep demo.Report
 	var err error
 	// Another run of these tests may hold a network ID: take the next.
 	for _, id := range []int{4, 10, 11} {
 		name := fmt.Sprintf("demo%d", id)
 		out.Reset()
-		opts = demo.Options{Cluster: cluster.Options{Name: name, Dir: filepath.Join(os.TempDir(), "plexus-"+name), NetworkID: id}, Exit: true, Out: &out}
+		rep = demo.Report{}
+		opts = demo.Options{Cluster: cluster.Options{Name: name, Dir: filepath.Join(os.TempDir(), "plexus-"+name), NetworkID: id}, Exit: true, Out: &out, Report: &rep}
 		if err = demo.Run(ctx, opts); !errors.Is(err, cluster.ErrInUse) {
 			break
 		}
@@ -40,12 +48,62 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"POD", "upf-1", "upf-2", "plexus-deviceplugin"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("the demo's report lacks %q", want)
+	checkDemoReport(t, &rep)
+	checkNoLeftovers(t, opts.Cluster.Name, opts.Cluster.Dir, nil, nil)
+}
+
+// demoRanges are the IPAM ranges of the networks of docs/examples/networks.yaml, by interface
+// of the UPF pods (which select sriov-n3, sriov-n6, macvlan-n4 in that order).
+var demoRanges = map[string]struct{ network, prefix string }{
+	"net1": {"default/sriov-n3", "198.18.210.0/24"},
+	"net2": {"default/sriov-n6", "198.18.211.0/24"},
+	"net3": {"default/macvlan-n4", "198.18.212.0/24"},
+}
+
+func checkDemoReport(t *testing.T, rep *demo.Report) {
+	t.Helper()
+	for _, bin := range []string{"plexus-deviceplugin", "plexus-webhook", "plexus-controller", "plexus-daemon", "plexus", "plexus-sriov", "plexus-ipam"} {
+		if !rep.Installed(bin) {
+			t.Errorf("%s is not installed: %+v", bin, rep.Components)
 		}
 	}
-	checkNoLeftovers(t, opts.Cluster.Name, opts.Cluster.Dir, nil, nil)
+	if len(rep.Pods) != 2 {
+		t.Fatalf("the demo reports %d pods, want upf-1 and upf-2", len(rep.Pods))
+	}
+	seen := map[string]string{}
+	for _, p := range rep.Pods {
+		if p.WantVFs != 2 || len(p.VFs) != 2 {
+			t.Errorf("pod %s asked for %d VFs and holds %v, want 2", p.Pod, p.WantVFs, p.VFs)
+		}
+		byIf := map[string]network.Status{}
+		for _, s := range p.Status {
+			byIf[s.Interface] = s
+		}
+		if eth0 := byIf["eth0"]; !eth0.Default || !slices.Contains(eth0.IPs, p.PodIP) || !slices.Contains(p.Addrs["eth0"], p.PodIP) {
+			t.Errorf("pod %s: eth0 %+v, pod IP %s, in the pod %v", p.Pod, eth0, p.PodIP, p.Addrs["eth0"])
+		}
+		for ifName, want := range demoRanges {
+			s, ok := byIf[ifName]
+			if !ok || s.Name != want.network || len(s.IPs) != 1 {
+				t.Errorf("pod %s: %s in network-status is %+v, want network %s with one address", p.Pod, ifName, s, want.network)
+				continue
+			}
+			ip, err := netip.ParseAddr(s.IPs[0])
+			if err != nil || !netip.MustParsePrefix(want.prefix).Contains(ip) {
+				t.Errorf("pod %s: %s has %s, outside %s of %s", p.Pod, ifName, s.IPs[0], want.prefix, want.network)
+			}
+			if !slices.Contains(p.Addrs[ifName], s.IPs[0]) {
+				t.Errorf("pod %s: %s %s is in network-status but the pod's %s holds %v", p.Pod, ifName, s.IPs[0], ifName, p.Addrs[ifName])
+			}
+			if other, dup := seen[s.IPs[0]]; dup {
+				t.Errorf("%s: %s %s, already %s's", p.Pod, ifName, s.IPs[0], other)
+			}
+			seen[s.IPs[0]] = p.Pod
+			if strings.HasPrefix(want.network, "default/sriov") && (s.DeviceInfo == nil || s.DeviceInfo.Pci == nil || !slices.Contains(p.VFs, s.DeviceInfo.Pci.PciAddress)) {
+				t.Errorf("pod %s: %s (%s) has device-info %+v, not one of its VFs %v", p.Pod, ifName, want.network, s.DeviceInfo, p.VFs)
+			}
+		}
+	}
 }
 
 // TestDownAfterCrash kills `plexus-sandbox up` while it brings a node up, then tears the

@@ -90,9 +90,6 @@ func up(ctx context.Context, opts cluster.Options, images bool, out io.Writer) e
 		if err != nil {
 			return err
 		}
-		for bin, why := range build.Failed {
-			fmt.Fprintf(out, "cmd/%s does not build, no image: %s\n", bin, why)
-		}
 		WithPlexus(&opts, build)
 	}
 	c, err := cluster.Up(ctx, opts)

@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/plexus-project/plexus/cni/conflist"
+	"github.com/plexus-project/plexus/cni/wire"
 	"github.com/plexus-project/plexus/test/cluster"
 )
 
@@ -47,42 +49,33 @@ func components() []component {
 		{bin: "plexus-webhook", role: "admission webhook (Deployment)", manifest: "plexus-webhook.yaml", setup: webhookSetup, ready: webhookReady},
 		{bin: "plexus-extender", role: "scheduler extender"},
 		{bin: "plexus-controller", role: "IPAM and certificate reconcilers (Deployment)", manifest: "plexus-controller.yaml", setup: ensureNamespace, ready: controllerReady},
-		{bin: "plexus-daemon", role: "node daemon: IPAM agent (DaemonSet)", manifest: "plexus-daemon.yaml", ready: daemonReady},
-		{bin: "plexus", role: "CNI meta-plugin", cni: true},
+		{bin: "plexus-daemon", role: "node daemon: CNI server, IPAM agent (DaemonSet)", manifest: "plexus-daemon.yaml", ready: daemonReady},
+		{bin: "plexus", role: "CNI meta-plugin", cni: true, ready: cniReady},
 		{bin: "plexus-sriov", role: "SR-IOV CNI plugin", cni: true},
 		{bin: "plexus-ipam", role: "IPAM CNI plugin", cni: true, manifest: "plexus-ipam.yaml"},
 	}
 }
 
-// status is what became of a component.
-type status struct {
-	component
-	installed bool
-	note      string
-}
-
 // install applies the manifests of the built components and waits for them; it reports every
 // component, installed or pending and why.
-func install(ctx context.Context, c *cluster.Cluster, build *cluster.Build) ([]status, error) {
-	var out []status
+func install(ctx context.Context, c *cluster.Cluster, build *cluster.Build) ([]ComponentStatus, error) {
+	var out []ComponentStatus
 	for _, comp := range components() {
-		s := status{component: comp}
+		s := ComponentStatus{Bin: comp.bin, Role: comp.role}
 		_, built := build.Binaries[comp.bin]
 		switch {
-		case !built && build.Failed[comp.bin] != "":
-			s.note = "pending: cmd/" + comp.bin + " does not build yet"
 		case !built:
-			s.note = "pending: cmd/" + comp.bin + " does not exist yet"
+			s.Note = "pending: cmd/" + comp.bin + " does not exist yet"
 		case comp.manifest == "" && !comp.cni:
-			s.note = "built (image " + cluster.PlexusImageRef(comp.bin) + " on every node); its manifest is pending"
+			s.Note = "built (image " + cluster.PlexusImageRef(comp.bin) + " on every node); its manifest is pending"
 		default:
 			if err := installComponent(ctx, c, comp); err != nil {
 				return nil, err
 			}
-			s.installed = true
-			s.note = "running from " + cluster.PlexusImageRef(comp.bin)
+			s.Installed = true
+			s.Note = "running from " + cluster.PlexusImageRef(comp.bin)
 			if comp.cni {
-				s.note = "installed in every node's /opt/cni/bin"
+				s.Note = "installed in every node's /opt/cni/bin"
 			}
 		}
 		out = append(out, s)
@@ -138,6 +131,42 @@ func daemonReady(ctx context.Context, c *cluster.Cluster) error {
 	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", last, err)
+	}
+	return nil
+}
+
+// CNISocket is where plexus-daemon's CNI server listens on every node, for the plexus shim.
+const CNISocket = wire.DefaultSocketDir + "/" + wire.SocketName
+
+// CNIConflist is the file plexus-daemon writes on every node so that the runtime calls the
+// plexus shim for every pod, wrapping the node's bridge network (cluster.DefaultNetworkName).
+const CNIConflist = "/etc/cni/net.d/" + conflist.DefaultFileName
+
+// cniReady waits until, on every node, plexus-daemon's CNI server listens and its conflist
+// is the runtime's first: the plexus shim is then called for every new pod.
+func cniReady(ctx context.Context, c *cluster.Cluster) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		for _, n := range c.Nodes {
+			if err := n.Command(ctx, "test", "-S", CNISocket).Run(); err != nil {
+				last = fmt.Sprintf("no CNI server socket %s on node %s", CNISocket, n.Name)
+				return false, nil
+			}
+			out, err := n.Command(ctx, "ls", "/etc/cni/net.d").Output()
+			if err != nil {
+				last = fmt.Sprintf("listing /etc/cni/net.d on node %s: %v", n.Name, err)
+				return false, nil
+			}
+			files := strings.Fields(string(out))
+			if len(files) == 0 || files[0] != conflist.DefaultFileName {
+				last = fmt.Sprintf("node %s: /etc/cni/net.d holds %v, want %s first", n.Name, files, conflist.DefaultFileName)
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s (plexus-daemon writes it; see `kubectl -n kube-system logs ds/plexus-daemon`): %w", last, err)
 	}
 	return nil
 }

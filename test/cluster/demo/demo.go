@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +32,8 @@ type Options struct {
 	Exit bool
 	// Out receives the report.
 	Out io.Writer
+	// Report, when set, receives what the demo found (also when a check failed).
+	Report *Report
 }
 
 // IPAMAgentSocket is where plexus-daemon's IPAM agent listens on every node: plexus-ipam's
@@ -84,11 +85,14 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err := checkNADs(ctx, c); err != nil {
 		return err
 	}
-	statuses, err := install(ctx, c, build)
-	if err != nil {
+	rep := opts.Report
+	if rep == nil {
+		rep = &Report{}
+	}
+	if rep.Components, err = install(ctx, c, build); err != nil {
 		return err
 	}
-	webhook := slices.ContainsFunc(statuses, func(s status) bool { return s.bin == "plexus-webhook" && s.installed })
+	webhook := rep.Installed("plexus-webhook")
 	ex, err := applyExamples(ctx, c, filepath.Join(opts.Repo, "docs", "examples"), webhook)
 	if err != nil {
 		return err
@@ -96,14 +100,14 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err := ex.waitPods(ctx, c); err != nil {
 		return fmt.Errorf("the example pods: %w", err)
 	}
-	rows := ex.report(ctx, c)
+	rep.Pods = ex.report(ctx, c)
 
 	out := opts.Out
 	fmt.Fprintf(out, "\nPlexus sandbox: %d nodes (real kubelet + containerd each), %d emulated VFs per node; control plane ready %.1f s, nodes Ready %.1f s, cluster up %.1f s\n",
 		len(c.Nodes), len(c.Nodes[0].VFs), c.Timings.ControlPlane.Seconds(), c.Timings.NodesReady.Seconds(), c.Timings.Up.Seconds())
 	fmt.Fprintln(out, "\nComponents:")
-	for _, s := range statuses {
-		fmt.Fprintf(out, "  %-20s %-45s %s\n", s.bin, s.role, s.note)
+	for _, s := range rep.Components {
+		fmt.Fprintf(out, "  %-20s %-45s %s\n", s.Bin, s.Role, s.Note)
 	}
 	fmt.Fprintf(out, "\nExamples (docs/examples): %d NADs, %d pods", len(ex.nads), len(ex.pods))
 	if webhook {
@@ -113,12 +117,12 @@ func Run(ctx context.Context, opts Options) (err error) {
 		fmt.Fprintf(out, "; plexus-webhook is pending, so the demo wrote the SR-IOV resources it would inject into %s", strings.Join(ex.filled, ", "))
 	}
 	fmt.Fprint(out, "\n\n")
-	printTable(out, rows)
+	printTable(out, rep)
 	fmt.Fprintf(out, "\nkubeconfig: %s\ntry:        %s --kubeconfig %s get pods,network-attachment-definitions -A -o wide\n",
 		c.Kubeconfig, filepath.Join(c.BinDir(), "kubectl"), c.Kubeconfig)
 
-	if err := check(c, statuses, rows); err != nil {
-		return err
+	if err := check(c, rep, ex.resources()); err != nil {
+		return fmt.Errorf("the example pods did not get what the installed components give: %w", err)
 	}
 	if opts.Exit {
 		return nil
@@ -143,36 +147,6 @@ func WithPlexus(opts *cluster.Options, build *cluster.Build) {
 		opts.NodeKubeconfigs = map[string]string{}
 	}
 	opts.NodeKubeconfigs[ipamconfig.DefaultKubeconfig] = IPAMUser
-}
-
-// check fails when a pod did not get what the installed components should have given it.
-func check(c *cluster.Cluster, statuses []status, rows []podReport) error {
-	dp := slices.ContainsFunc(statuses, func(s status) bool { return s.bin == "plexus-deviceplugin" && s.installed })
-	var errs []error
-	for _, r := range rows {
-		if !dp || r.wantVFs == 0 {
-			continue
-		}
-		if int64(len(r.vfs)) != r.wantVFs {
-			errs = append(errs, fmt.Errorf("pod %s asked for %d VFs and got %v", r.pod, r.wantVFs, r.vfs))
-			continue
-		}
-		for _, pci := range r.vfs {
-			if !nodeHasVF(c, r.node, pci) {
-				errs = append(errs, fmt.Errorf("pod %s on %s got VF %s, which is not one of that node's", r.pod, r.node, pci))
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func nodeHasVF(c *cluster.Cluster, node, pci string) bool {
-	for _, n := range c.Nodes {
-		if n.Name == node {
-			return slices.ContainsFunc(n.VFs, func(vf cluster.VF) bool { return vf.PCI == pci })
-		}
-	}
-	return false
 }
 
 // checkNADs proves the cluster serves the NetworkAttachmentDefinition API.

@@ -14,9 +14,9 @@ import (
 	"github.com/plexus-project/plexus/cni/network"
 )
 
-// TestExamples checks docs/examples: three NADs whose configs parse as CNI configurations, two
-// of them naming the SR-IOV resource the demo's device plugin serves, and UPF pods selecting
-// all three.
+// TestExamples checks docs/examples: four NADs whose configs parse as CNI configurations, two
+// of them naming the SR-IOV resource the demo's device plugin serves, one (macvlan-bad) on a
+// master interface no node has, and UPF pods selecting the three good ones.
 func TestExamples(t *testing.T) {
 	objs, err := readExamples(filepath.Join("..", "..", "..", "docs", "examples"))
 	if err != nil {
@@ -35,6 +35,9 @@ func TestExamples(t *testing.T) {
 			if o.GetAnnotations()[network.ResourceNameAnnotation] == SRIOVResource {
 				resources++
 			}
+			if o.GetName() == "macvlan-bad" && !strings.Contains(config, `"master": "nosuch0"`) {
+				t.Errorf("NAD macvlan-bad must name a master no node has (nosuch0): %s", config)
+			}
 		case "Pod":
 			pods++
 			sels, err := network.ParseSelections(o.GetAnnotations()[network.NetworksAnnotation], "default")
@@ -42,14 +45,14 @@ func TestExamples(t *testing.T) {
 				t.Errorf("pod %s selects %v (%v), want three networks", o.GetName(), sels, err)
 			}
 			for _, s := range sels {
-				if !nads[s.Key()] {
+				if !nads[s.Key()] || s.Name == "macvlan-bad" {
 					t.Errorf("pod %s selects %s, which the examples do not define", o.GetName(), s.Key())
 				}
 			}
 		}
 	}
-	if len(nads) != 3 || resources != 2 || pods != 2 {
-		t.Errorf("examples: %d NADs (%d with %s), %d pods; want 3 (2), 2", len(nads), resources, SRIOVResource, pods)
+	if len(nads) != 4 || !nads["default/macvlan-bad"] || resources != 2 || pods != 2 {
+		t.Errorf("examples: NADs %v (%d with %s), %d pods; want 4 with macvlan-bad (2), 2", nads, resources, SRIOVResource, pods)
 	}
 }
 

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -188,67 +187,13 @@ func podReason(p *corev1.Pod) string {
 	return ""
 }
 
-// podReport is one row of the demo's table.
-type podReport struct {
-	pod, node, resources string
-	vfs                  []string
-	wantVFs              int64
-	interfaces           string
-}
-
-// report reads what each example pod got: its SR-IOV resources, the VFs the device plugin gave
-// it (the PCIDEVICE_* variables in its container), and its interfaces (network-status, else
-// the addresses inside the pod).
-func (ex *example) report(ctx context.Context, c *cluster.Cluster) []podReport {
-	var rows []podReport
-	for _, p := range ex.pods {
-		r := podReport{pod: p.Name, node: p.Spec.NodeName}
-		var res []string
-		for name, q := range p.Spec.Containers[0].Resources.Limits {
-			if strings.Contains(string(name), "/") {
-				res = append(res, fmt.Sprintf("%s: %s", name, q.String()))
-				r.wantVFs += q.Value()
-			}
+// resources maps each example NAD (namespace/name) to its resourceName, when it has one.
+func (ex *example) resources() map[string]string {
+	m := map[string]string{}
+	for _, nad := range ex.nads {
+		if r := nad.Annotations[network.ResourceNameAnnotation]; r != "" {
+			m[nad.Namespace+"/"+nad.Name] = r
 		}
-		sort.Strings(res)
-		r.resources = strings.Join(res, ", ")
-		if env, err := kubectl(ctx, c, "", "exec", "-n", p.Namespace, p.Name, "--", "env"); err == nil {
-			for _, l := range strings.Split(env, "\n") {
-				if k, v, ok := strings.Cut(l, "="); ok && strings.HasPrefix(k, "PCIDEVICE_") && !strings.HasSuffix(k, "_INFO") {
-					r.vfs = append(r.vfs, strings.Split(v, ",")...)
-				}
-			}
-		}
-		if st, err := network.ReadStatus(p); err == nil && len(st) > 0 {
-			var ifs []string
-			for _, s := range st {
-				ifs = append(ifs, fmt.Sprintf("%s %s (%s)", s.Interface, strings.Join(s.IPs, ","), s.Name))
-			}
-			r.interfaces = strings.Join(ifs, "; ")
-		} else if out, err := kubectl(ctx, c, "", "exec", "-n", p.Namespace, p.Name, "--", "ip", "-o", "-4", "addr", "show"); err == nil {
-			var ifs []string
-			for _, l := range strings.Split(out, "\n") {
-				f := strings.Fields(l)
-				if len(f) >= 4 && f[1] != "lo" {
-					ifs = append(ifs, strings.SplitN(f[1], "@", 2)[0]+" "+f[3])
-				}
-			}
-			r.interfaces = strings.Join(ifs, "; ") + " (no network-status: the Plexus CNI is pending)"
-		}
-		rows = append(rows, r)
 	}
-	return rows
-}
-
-func printTable(w io.Writer, rows []podReport) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POD\tNODE\tRESOURCES\tVFs (PCI)\tINTERFACES")
-	for _, r := range rows {
-		vfs := strings.Join(r.vfs, ",")
-		if vfs == "" {
-			vfs = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.pod, r.node, r.resources, vfs, r.interfaces)
-	}
-	tw.Flush()
+	return m
 }
