@@ -40,6 +40,9 @@ type TakenError struct {
 }
 
 func (e *TakenError) Error() string {
+	if problem, bad := e.Holder.Malformed(); bad {
+		return fmt.Sprintf("requested address %s is held by a malformed entry of its IP block (%s): fix or remove the entry, or ask for another address", e.Addr, problem)
+	}
 	holder := fmt.Sprintf("container %s, interface %s", e.Holder.ContainerID, e.Holder.IfName)
 	if e.Holder.ReservedUntil != nil {
 		holder = "a sticky reservation until " + e.Holder.ReservedUntil.UTC().Format(time.RFC3339)
@@ -330,7 +333,7 @@ func (a *Allocator) claim(ctx context.Context, pool Pool, cidr netip.Prefix, add
 	if err != nil {
 		return fmt.Errorf("claiming IP block %s for node %s: %w", b.Name, a.opts.Node, err)
 	}
-	a.remember(NetworkKey(pool.Network), created)
+	a.remember(ctx, NetworkKey(pool.Network), created)
 	return nil
 }
 
@@ -347,7 +350,7 @@ func (a *Allocator) put(ctx context.Context, b *v1alpha1.IPBlock, addr netip.Add
 	if err != nil {
 		return fmt.Errorf("writing %s into IP block %s: %w", addr, b.Name, err)
 	}
-	a.remember(NetworkKey(pool.Network), updated)
+	a.remember(ctx, NetworkKey(pool.Network), updated)
 	return nil
 }
 
@@ -384,7 +387,7 @@ func (a *Allocator) tryRelease(ctx context.Context, network string, owner Owner,
 		if err != nil {
 			return fmt.Errorf("freeing the addresses of container %s in IP block %s: %w", owner.ContainerID, b.Name, err)
 		}
-		a.remember(netKey, updated)
+		a.remember(ctx, netKey, updated)
 		a.giveBackIfEmpty(ctx, netKey, updated)
 	}
 	return nil
@@ -395,6 +398,9 @@ func (a *Allocator) tryRelease(ctx context.Context, network string, owner Owner,
 func (a *Allocator) releaseIn(b *v1alpha1.IPBlock, owner Owner, stickyTTL time.Duration) bool {
 	changed := false
 	for addr, al := range b.Spec.Allocations {
+		if _, ok := usableKey(addr, al); !ok {
+			continue // reported by the reconciler; kept as it is
+		}
 		if al.ContainerID != owner.ContainerID || al.IfName != owner.IfName || al.ReservedUntil != nil {
 			continue
 		}
@@ -416,7 +422,7 @@ func (a *Allocator) giveBackIfEmpty(ctx context.Context, netKey string, b *v1alp
 	if len(b.Spec.Allocations) > 0 {
 		return
 	}
-	a.forget(netKey, b.Name)
+	a.forget(ctx, netKey, b.Name)
 	if err := a.store.DeleteBlock(ctx, b.Name, b.ResourceVersion); err != nil &&
 		!errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
 		logr.FromContextOrDiscard(ctx).Info("could not release an empty IP block; the reconciler will", "block", b.Name, "error", err.Error())

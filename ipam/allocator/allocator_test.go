@@ -2,12 +2,19 @@ package allocator_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 
 	"github.com/plexus-project/plexus/ipam/allocator"
 	fake "github.com/plexus-project/plexus/ipam/allocator/testing"
@@ -464,5 +471,77 @@ func TestStaleListingIsNeverExhausted(t *testing.T) {
 	got, err := n1.Allocate(ctx, p, owner(31), netip.Addr{})
 	if err != nil || got.String() != "10.0.0.33" {
 		t.Fatalf("n1 got %s, %v; want to borrow 10.0.0.33", got, err)
+	}
+}
+
+// TestMalformedEntriesAreSkipped: a block holding hand-edited entries (a key that is not an
+// address, a value with a space) neither panics nor stops the block's other entries from being
+// found, allocated around and released; the bad entries stay as they were.
+func TestMalformedEntriesAreSkipped(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s := fake.NewStore()
+	p := pool(t, "", ranges.Spec{Range: "10.0.0.0/24"})
+	a := newAlloc(s, &fake.Locker{}, "n1")
+	old := owner(1)
+	if _, err := a.Allocate(ctx, p, old, netip.Addr{}); err != nil { // claims 10.0.0.0/27, takes .1
+		t.Fatal(err)
+	}
+	b := s.Blocks()[0]
+	var bad v1alpha1.IPBlockSpec
+	if err := json.Unmarshal([]byte(`{"allocations":{"10.0.0.2":"pod=ns/p1 b uid=u1 container=c1 if=net1","nonsense":"pool=`+p.Name+` container=c1 if=net1"}}`), &bad); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range bad.Allocations {
+		b.Spec.Allocations[k] = v
+	}
+	if _, err := s.UpdateBlock(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	fresh := allocator.New(s, &fake.Locker{}, allocator.Options{Node: "n1"})
+	if addr, ok, err := fresh.Find(ctx, p, old); err != nil || !ok || addr.String() != "10.0.0.1" {
+		t.Fatalf("Find = %s %v %v", addr, ok, err)
+	}
+	next, err := fresh.Allocate(ctx, p, owner(2), netip.Addr{})
+	if err != nil || next.String() != "10.0.0.3" {
+		t.Fatalf("Allocate = %s, %v; want 10.0.0.3 (.2 is held by a malformed entry)", next, err)
+	}
+	if _, err := fresh.Allocate(ctx, p, owner(3), netip.MustParseAddr("10.0.0.2")); err == nil || !strings.Contains(err.Error(), "malformed entry") {
+		t.Fatalf("requesting the malformed entry's address: %v", err)
+	}
+	for _, o := range []allocator.Owner{old, owner(2)} {
+		if err := fresh.Release(ctx, "", o, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := s.Blocks()
+	if len(left) != 1 || len(left[0].Spec.Allocations) != 2 || len(left[0].Spec.Problems()) != 2 {
+		t.Fatalf("after releasing the good entries: %+v", left)
+	}
+}
+
+// TestCacheWriteFailureReported: a node cache that cannot be written is logged, and the
+// allocation still succeeds from the API server's data.
+func TestCacheWriteFailureReported(t *testing.T) {
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := (allocator.FileCache{Dir: notADir}).Save("k", nil); err == nil {
+		t.Fatal("FileCache.Save into a file succeeded")
+	}
+	var mu sync.Mutex
+	var logged []string
+	log := funcr.New(func(prefix, args string) { mu.Lock(); defer mu.Unlock(); logged = append(logged, args) }, funcr.Options{})
+	ctx, cancel := context.WithTimeout(logr.NewContext(context.Background(), log), 10*time.Second)
+	defer cancel()
+	a := allocator.New(fake.NewStore(), &fake.Locker{}, allocator.Options{Node: "n1", Cache: allocator.FileCache{Dir: notADir}})
+	if _, err := a.Allocate(ctx, pool(t, "", ranges.Spec{Range: "10.0.0.0/24"}), owner(1), netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(strings.Join(logged, "\n"), "block cache could not be written") {
+		t.Fatalf("nothing logged: %q", logged)
 	}
 }

@@ -12,6 +12,9 @@ import (
 func holds(blocks []v1alpha1.IPBlock, o Owner) bool {
 	for i := range blocks {
 		for _, al := range blocks[i].Spec.Allocations {
+			if _, bad := al.Malformed(); bad {
+				continue
+			}
 			if al.ContainerID == o.ContainerID && al.IfName == o.IfName && al.ReservedUntil == nil {
 				return true
 			}
@@ -24,7 +27,9 @@ func findOwner(blocks []v1alpha1.IPBlock, pool Pool, o Owner) (netip.Addr, bool)
 	for i := range blocks {
 		for addr, al := range blocks[i].Spec.Allocations {
 			if al.Pool == pool.Name && al.ContainerID == o.ContainerID && al.IfName == o.IfName && al.ReservedUntil == nil {
-				return netip.MustParseAddr(addr), true
+				if a, ok := usableKey(addr, al); ok {
+					return a, true
+				}
 			}
 		}
 	}
@@ -38,11 +43,24 @@ func findSticky(blocks []v1alpha1.IPBlock, pool Pool, o Owner) (*v1alpha1.IPBloc
 		for addr, al := range blocks[i].Spec.Allocations {
 			if al.Pool == pool.Name && al.PodNamespace == o.PodNamespace && al.PodName == o.PodName &&
 				(al.ReservedUntil != nil || (al.PodUID != "" && al.PodUID != o.PodUID)) {
-				return &blocks[i], netip.MustParseAddr(addr), true
+				if a, ok := usableKey(addr, al); ok {
+					return &blocks[i], a, true
+				}
 			}
 		}
 	}
 	return nil, netip.Addr{}, false
+}
+
+// usableKey parses the key of an allocation the allocator may act on: neither a key that is not
+// an address in canonical form nor a malformed value (v1alpha1.IPBlockSpec.Problems, reported by
+// the reconciler) is ever matched to an owner.
+func usableKey(key string, al v1alpha1.Allocation) (netip.Addr, bool) {
+	if _, bad := al.Malformed(); bad {
+		return netip.Addr{}, false
+	}
+	a, err := v1alpha1.ParseKey(key)
+	return a, err == nil
 }
 
 // lowestFree is the lowest address of b usable in pool and not allocated.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/go-logr/logr"
+
 	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
 )
 
@@ -19,14 +21,12 @@ func (a *Allocator) ownBlocks(ctx context.Context, netKey string, fresh bool) ([
 	if err != nil {
 		return nil, fmt.Errorf("listing the IP blocks of node %s: %w", a.opts.Node, err)
 	}
-	if a.opts.Cache != nil {
-		a.opts.Cache.Save(key, blocks)
-	}
+	a.save(ctx, key, blocks)
 	return blocks, nil
 }
 
 // remember records a block this node wrote, if it is one of its own.
-func (a *Allocator) remember(netKey string, b *v1alpha1.IPBlock) {
+func (a *Allocator) remember(ctx context.Context, netKey string, b *v1alpha1.IPBlock) {
 	if a.opts.Cache == nil || b.Spec.Node != a.opts.Node {
 		return
 	}
@@ -44,11 +44,11 @@ func (a *Allocator) remember(netKey string, b *v1alpha1.IPBlock) {
 	if !replaced {
 		blocks = append(blocks, *b)
 	}
-	a.opts.Cache.Save(key, blocks)
+	a.save(ctx, key, blocks)
 }
 
 // forget drops a deleted block from the cache.
-func (a *Allocator) forget(netKey, name string) {
+func (a *Allocator) forget(ctx context.Context, netKey, name string) {
 	if a.opts.Cache == nil {
 		return
 	}
@@ -63,5 +63,16 @@ func (a *Allocator) forget(netKey, name string) {
 			out = append(out, b)
 		}
 	}
-	a.opts.Cache.Save(key, out)
+	a.save(ctx, key, out)
+}
+
+// save writes the cache, logging a failure: a cache that cannot be written costs a listing per
+// call, which an operator should hear about.
+func (a *Allocator) save(ctx context.Context, key string, blocks []v1alpha1.IPBlock) {
+	if a.opts.Cache == nil {
+		return
+	}
+	if err := a.opts.Cache.Save(key, blocks); err != nil {
+		logr.FromContextOrDiscard(ctx).Error(err, "the node's block cache could not be written; every call lists the node's blocks until it can", "key", key)
+	}
 }

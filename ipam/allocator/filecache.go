@@ -2,6 +2,7 @@ package allocator
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -30,17 +31,20 @@ func (c FileCache) Load(key string) ([]v1alpha1.IPBlock, bool) {
 }
 
 // Save implements Cache.
-func (c FileCache) Save(key string, blocks []v1alpha1.IPBlock) {
+func (c FileCache) Save(key string, blocks []v1alpha1.IPBlock) error {
 	b, err := json.Marshal(blocks)
 	if err != nil {
-		return
+		return fmt.Errorf("encoding the block cache %s: %w", key, err)
 	}
 	path := filepath.Join(c.Dir, key+".blocks.json")
 	tmp := path + ".tmp"
-	if os.WriteFile(tmp, b, 0o600) != nil {
-		return
-	}
-	if os.Rename(tmp, path) != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		os.Remove(tmp)
+		return fmt.Errorf("writing the block cache: %w", err)
 	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing the block cache: %w", err)
+	}
+	return nil
 }

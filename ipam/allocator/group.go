@@ -367,7 +367,7 @@ func (a *Allocator) write(ctx context.Context, netKey string, blocks []v1alpha1.
 				p.finish(netip.Addr{}, fmt.Errorf("%s IP block %s: %w", what, blocks[i].Name, err))
 			}
 		default:
-			a.remember(netKey, updated)
+			a.remember(ctx, netKey, updated)
 			// Before answering: a plugin process exits as soon as it has its answer.
 			a.giveBackIfEmpty(ctx, netKey, updated)
 			for _, p := range writes[i] {

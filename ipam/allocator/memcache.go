@@ -30,7 +30,7 @@ func (c *MemoryCache) Load(key string) ([]v1alpha1.IPBlock, bool) {
 }
 
 // Save implements Cache.
-func (c *MemoryCache) Save(key string, blocks []v1alpha1.IPBlock) {
+func (c *MemoryCache) Save(key string, blocks []v1alpha1.IPBlock) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
@@ -41,4 +41,5 @@ func (c *MemoryCache) Save(key string, blocks []v1alpha1.IPBlock) {
 		out[i] = *blocks[i].DeepCopy()
 	}
 	c.m[key] = out
+	return nil
 }

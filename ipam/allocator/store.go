@@ -49,8 +49,9 @@ type Locker interface {
 type Clock func() time.Time
 
 // Cache keeps a node's blocks between calls, under the node lock. Load returns false when
-// nothing is cached; Save is best effort. Implementations need not survive reboots.
+// nothing is cached; Save is best effort (a stale or missing cache costs a listing, never a wrong
+// answer) and its error is logged. Implementations need not survive reboots.
 type Cache interface {
 	Load(key string) ([]v1alpha1.IPBlock, bool)
-	Save(key string, blocks []v1alpha1.IPBlock)
+	Save(key string, blocks []v1alpha1.IPBlock) error
 }

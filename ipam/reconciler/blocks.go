@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -49,8 +50,14 @@ type BlockReconciler struct {
 	Client ctrl.Client
 	// Live reads straight from the API server, to confirm a pod is gone before freeing.
 	Live ctrl.Reader
-	Opts Options
+	// Recorder reports entries of a block that do not parse (nil: they are only logged).
+	Recorder record.EventRecorder
+	Opts     Options
 }
+
+// EventMalformedEntry is the reason of the Warning event on an IPBlock holding an entry that
+// does not parse.
+const EventMalformedEntry = "MalformedAllocation"
 
 var _ reconcile.Reconciler = (*BlockReconciler)(nil)
 
@@ -62,8 +69,13 @@ func (r *BlockReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 		return reconcile.Result{}, ctrl.IgnoreNotFound(err)
 	}
 	now := r.Opts.Clock()
+	problems := b.Spec.Problems()
+	r.report(ctx, &b, problems)
 	freed := 0
 	for addr, al := range b.Spec.Allocations {
+		if problems[addr] != "" {
+			continue // neither freed nor trusted: a human fixes or removes it
+		}
 		free, why, err := r.holderGone(ctx, al, now)
 		if err != nil {
 			return reconcile.Result{}, fmt.Errorf("checking the holder of %s in IP block %s: %w", addr, b.Name, err)
@@ -106,6 +118,19 @@ func (r *BlockReconciler) Reconcile(ctx context.Context, req reconcile.Request) 
 	return reconcile.Result{RequeueAfter: r.Opts.Interval}, nil
 }
 
+// report logs and records an event for each entry of b that does not parse; the other entries
+// are reconciled as usual.
+func (r *BlockReconciler) report(ctx context.Context, b *v1alpha1.IPBlock, problems map[string]string) {
+	for key, problem := range problems {
+		log.FromContext(ctx).Info("skipping a malformed entry of an IP block", "block", b.Name, "entry", key, "problem", problem)
+		if r.Recorder != nil {
+			r.Recorder.Eventf(b, corev1.EventTypeWarning, EventMalformedEntry,
+				"entry %q of IP block %s is skipped (its address is neither handed out nor freed): %s; fix or remove it with kubectl edit ipblock %s",
+				key, b.Name, problem, b.Name)
+		}
+	}
+}
+
 // holderGone decides whether an allocation's holder is gone; the reason is for the log.
 func (r *BlockReconciler) holderGone(ctx context.Context, al v1alpha1.Allocation, now time.Time) (bool, string, error) {
 	if al.PodName == "" {
@@ -124,7 +149,7 @@ func (r *BlockReconciler) holderGone(ctx context.Context, al v1alpha1.Allocation
 	}
 	var cached corev1.Pod
 	err := r.Client.Get(ctx, key, &cached)
-	if err == nil && (al.PodUID == "" || string(cached.UID) == al.PodUID) {
+	if err == nil && (al.PodUID == "" || kubeletUID(&cached) == al.PodUID) {
 		return false, "", nil
 	}
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -153,7 +178,17 @@ func (r *BlockReconciler) livePod(ctx context.Context, key types.NamespacedName)
 	if err != nil {
 		return false, "", fmt.Errorf("reading pod %s: %w", key, err)
 	}
-	return true, string(pod.UID), nil
+	return true, kubeletUID(&pod), nil
+}
+
+// kubeletUID is the UID the kubelet gives a pod, which the runtime passes as K8S_POD_UID: the
+// API object's UID, except for a static pod, whose API object is a mirror with a UID of its own
+// and the kubelet's UID in its kubernetes.io/config.mirror annotation.
+func kubeletUID(pod metav1.Object) string {
+	if uid := pod.GetAnnotations()[corev1.MirrorPodAnnotationKey]; uid != "" {
+		return uid
+	}
+	return string(pod.GetUID())
 }
 
 func (r *BlockReconciler) nodeGone(ctx context.Context, name string) (bool, error) {

@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/plexus-project/plexus/ipam/allocator"
@@ -58,6 +59,9 @@ func (r *PoolReconciler) poolsOfBlock(ctx context.Context, o ctrl.Object) []reco
 	}
 	var pools v1alpha1.IPPoolList
 	if err := r.Client.List(ctx, &pools, ctrl.MatchingLabels{v1alpha1.LabelNetwork: allocator.NetworkKey(b.Spec.Network)}); err != nil {
+		// A map function cannot fail: say so, and let the pools' periodic recount catch up.
+		log.FromContext(ctx).Error(err, "listing the IP pools of a changed IP block; their counts wait for the next periodic recount",
+			"block", b.Name, "network", b.Spec.Network, "recountWithin", (4 * r.Opts.Interval).String())
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(pools.Items))

@@ -12,7 +12,7 @@ import (
 // leader only. The manager's scheme must hold client-go's types and ipam/api/v1alpha1.
 func SetupWithManager(mgr manager.Manager, opts Options) error {
 	opts.setDefaults()
-	blocks := &BlockReconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Opts: opts}
+	blocks := &BlockReconciler{Client: mgr.GetClient(), Live: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorderFor("plexus-ipam-reclaimer"), Opts: opts}
 	if err := builder.ControllerManagedBy(mgr).Named("ipam-blocks").For(&v1alpha1.IPBlock{}).Complete(blocks); err != nil {
 		return err
 	}

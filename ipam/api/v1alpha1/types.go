@@ -90,8 +90,12 @@ type IPBlockSpec struct {
 	// Allocations maps an address of the block to its holder. The map is atomic for server-side
 	// field management: one writer (the node's plugin, under optimistic concurrency) replaces it
 	// whole, and tracking each entry's owner costs the API server more than the write itself.
+	// Keys are addresses in canonical form; values are key=value pairs separated by single
+	// spaces, values escaped (no space inside one).
 	// +optional
 	// +mapType=atomic
+	// +kubebuilder:validation:MaxProperties=1024
+	// +kubebuilder:validation:XValidation:rule="self.all(k, isIP(k) && ip.isCanonical(k))",message="every key of allocations must be an IP address in canonical form, e.g. 10.0.0.5 or fd00::5"
 	Allocations map[string]Allocation `json:"allocations,omitempty"`
 }
 
@@ -102,6 +106,8 @@ type IPBlockSpec struct {
 // cheap (measured: about 4x less API server CPU than eight fields per allocation).
 //
 // +kubebuilder:validation:Type=string
+// +kubebuilder:validation:MaxLength=2048
+// +kubebuilder:validation:Pattern=`^[A-Za-z]+=[!-~]*( [A-Za-z]+=[!-~]*)*$`
 type Allocation struct {
 	// Pool is the IPPool the address was handed out from.
 	Pool string `json:"pool"`
@@ -124,9 +130,15 @@ type Allocation struct {
 	// namespace/name until then.
 	// +optional
 	ReservedUntil *metav1.Time `json:"reservedUntil,omitempty"`
+
+	// malformed is the wire text of an entry that did not parse, kept verbatim (see Malformed);
+	// problem says why.
+	malformed, problem string
 }
 
 // IPBlock is a block of addresses claimed by one node.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.allocations) || !isCIDR(self.spec.cidr) || self.spec.allocations.all(k, !isIP(k) || cidr(self.spec.cidr).containsIP(k))",message="every address of spec.allocations must be inside spec.cidr"
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=ipblock
