@@ -45,7 +45,9 @@ func Leftovers(name, dir string, hostDirs []string, pids []int) []string {
 			root, mp := fields[3], fields[4]
 			hit := strings.HasPrefix(mp, dir+"/") || strings.HasPrefix(root, dir+"/") || strings.HasPrefix(mp, "/run/netns/"+prefix)
 			for _, b := range nodeBinds {
-				hit = hit || mp == b
+				// The host's own /run/netns is a mount point (iproute2 makes it one); a node's
+				// bind leaking there would show its root under dir, caught above.
+				hit = hit || (mp == b && b != "/run/netns")
 			}
 			if hit {
 				out = append(out, "mount "+mp)

@@ -50,8 +50,13 @@ const containerdSocket = "/run/containerd/containerd.sock"
 var nodeBinds = []string{
 	"/var/lib/kubelet", "/run/containerd", "/etc/cni/net.d", "/opt/cni/bin", "/var/lib/cni",
 	"/run/k8s.cni.cncf.io", "/var/log/pods", "/var/log/containers", "/opt/containerd",
-	"/var/lib/plexus", "/run/plexus", "/etc/plexus", "/run/plexus-ipam",
+	"/var/lib/plexus", "/run/plexus", "/etc/plexus", "/run/plexus-ipam", "/run/netns",
 }
+
+// sharedBinds are the node directories whose later mounts reach the node's pods (a hostPath
+// with mountPropagation HostToContainer needs a shared source): /run/netns, where containerd
+// pins pod network namespaces for the CNI.
+var sharedBinds = []string{"/run/netns"}
 
 func (c *Cluster) nodeNames() []string {
 	names := make([]string, c.opts.Nodes)
@@ -187,6 +192,9 @@ func (c *Cluster) startHolder(ctx context.Context, n *Node) error {
 	fmt.Fprintf(&sh, "hostname %q\n", n.Name)
 	for _, p := range nodeBinds {
 		fmt.Fprintf(&sh, "mount --bind %q %q\n", n.HostPath(p), p)
+	}
+	for _, p := range sharedBinds {
+		fmt.Fprintf(&sh, "mount --make-shared %q\n", p)
 	}
 	fmt.Fprintf(&sh, "mount --rbind /sys/fs/cgroup %q\n", hold)
 	sh.WriteString("mount -t sysfs sysfs /sys\n")

@@ -27,7 +27,9 @@ state = %q
     stream_server_port = "0"
     # root here lacks CAP_SYS_RESOURCE: the pause container's oom_score_adj of -998 would fail.
     restrict_oom_score_adj = true
-    netns_mounts_under_state_dir = true
+    # Pod network namespaces are pinned in the node's /run/netns (a shared mount), where a
+    # node-side CNI server in a pod (hostPath with HostToContainer propagation) finds them.
+    netns_mounts_under_state_dir = false
     disable_apparmor = true
     [plugins."io.containerd.grpc.v1.cri".containerd]
       snapshotter = "overlayfs"
