@@ -22,7 +22,11 @@ func (a *allocations) takeDirty() bool {
 	return d
 }
 
-type allocated struct{ resource, id string }
+// allocated is one allocation: the device, its resource and when it was made (zero: adopted).
+type allocated struct {
+	resource, id string
+	at           time.Time
+}
 
 func (a *allocations) add(resource string, ids []string) {
 	a.mu.Lock()
@@ -59,13 +63,26 @@ func (a *allocations) has(id string) bool {
 	return ok
 }
 
-func (a *allocations) remove(resource, id string) {
+// release forgets allocation d and runs remove (deleting its device-info file) if d is still
+// the device's current allocation, atomically with respect to add: an Allocate of the device
+// since d was listed (recorded before its file is written) keeps both the record and the file.
+// A failing remove keeps the record.
+func (a *allocations) release(d allocated, remove func() error) (bool, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	delete(a.m[resource], id)
-	if a.owner[id] == resource {
-		delete(a.owner, id)
+	at, ok := a.m[d.resource][d.id]
+	if !ok || !at.Equal(d.at) {
+		return false, nil
 	}
+	if err := remove(); err != nil {
+		return false, err
+	}
+	delete(a.m[d.resource], d.id)
+	if a.owner[d.id] == d.resource {
+		delete(a.owner, d.id)
+	}
+	a.dirty = true
+	return true, nil
 }
 
 // expired lists allocations made before t.
@@ -76,7 +93,7 @@ func (a *allocations) expired(t time.Time) []allocated {
 	for res, ids := range a.m {
 		for id, at := range ids {
 			if at.Before(t) {
-				out = append(out, allocated{res, id})
+				out = append(out, allocated{res, id, at})
 			}
 		}
 	}

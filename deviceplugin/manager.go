@@ -3,7 +3,9 @@ package deviceplugin
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -26,6 +28,9 @@ type Deps struct {
 	InUse InUseLister
 	// Nodes patches the Node's capacity annotation; nil (or an empty NodeName) publishes none.
 	Nodes capacity.NodePatcher
+	// MetricsFilter authenticates and authorizes /metrics scrapers (metricsauth.Filter);
+	// without it the metrics endpoint is not served.
+	MetricsFilter func(http.Handler) http.Handler
 }
 
 // Manager runs the plugin: see the package documentation.
@@ -38,6 +43,10 @@ type Manager struct {
 	pub     *capacity.Publisher
 	alloc   allocations
 	capCh   chan capacity.NodeCapacity
+	metrics *metrics
+	status  status
+
+	metricsFilter func(http.Handler) http.Handler
 
 	// Owned by the Run loop.
 	cfgBytes   []byte
@@ -56,16 +65,19 @@ func NewManager(opts Options, deps Deps) *Manager {
 	opts.setDefaults()
 	fs := sysfs.New(opts.SysfsRoot)
 	m := &Manager{
-		opts:       opts,
-		fs:         fs,
-		devinfo:    &devinfo.Store{Dir: opts.DevInfoDir},
-		checker:    &health.Checker{Src: fs, NetdevShards: 2}, // every VF's netdev every 2 polls
-		inUse:      deps.InUse,
-		alloc:      allocations{m: map[string]map[string]time.Time{}, owner: map[string]string{}},
-		capCh:      make(chan capacity.NodeCapacity, 1),
-		servers:    map[string]*server.Server{},
-		registered: map[string]bool{},
-		unhealthy:  map[string]string{},
+		opts:    opts,
+		fs:      fs,
+		devinfo: &devinfo.Store{Dir: opts.DevInfoDir},
+		checker: &health.Checker{Src: fs, NetdevShards: 2}, // every VF's netdev every 2 polls
+		inUse:   deps.InUse,
+		alloc:   allocations{m: map[string]map[string]time.Time{}, owner: map[string]string{}},
+		capCh:   make(chan capacity.NodeCapacity, 1),
+		metrics: newMetrics(),
+
+		metricsFilter: deps.MetricsFilter,
+		servers:       map[string]*server.Server{},
+		registered:    map[string]bool{},
+		unhealthy:     map[string]string{},
 	}
 	if deps.Nodes != nil && opts.NodeName != "" {
 		m.pub = &capacity.Publisher{Nodes: deps.Nodes, NodeName: opts.NodeName}
@@ -74,9 +86,16 @@ func NewManager(opts Options, deps Deps) *Manager {
 }
 
 // Run serves until ctx ends, then stops every server. It fails at once when the initial
-// configuration cannot be read or is invalid.
+// configuration cannot be read or is invalid, or a probe or metrics address cannot be bound.
+// Nothing it does with the API server (publishing capacity) can stop it serving kubelet.
 func (m *Manager) Run(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx)
+	probes, metrics, err := m.listen(ctx)
+	if err != nil {
+		return err
+	}
+	m.status.lastLoop.Store(time.Now().UnixNano())
+	m.serve(ctx, probes, metrics)
 	b, err := os.ReadFile(m.opts.ConfigFile)
 	if err != nil {
 		return fmt.Errorf("reading the device plugin configuration (--config-file): %w", err)
@@ -86,7 +105,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", m.opts.ConfigFile, err)
 	}
 	m.cfgBytes, m.cfg = b, cfg
-	m.adoptDevInfo()
+	if err := m.adoptDevInfo(); err != nil {
+		// Served anyway (kubelet tracks its allocations itself), but said: until the directory
+		// is readable, devices allocated before this start count as free in the capacity.
+		log.Error(err, "adopting the device-info files of a previous run; their devices count as free until kubelet's PodResources lists them", "dir", m.opts.DevInfoDir)
+	}
 	m.kubeletID = statID(filepath.Join(m.opts.DevicePluginDir, server.KubeletSocket))
 	if err := m.rebuild(ctx); err != nil {
 		return err
@@ -126,7 +149,18 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 		}
 		m.offerCapacity()
+		m.status.lastLoop.Store(time.Now().UnixNano())
+		m.status.ready.Store(m.allRegistered())
 	}
+}
+
+func (m *Manager) allRegistered() bool {
+	for _, ok := range m.registered {
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // watch forwards file events of the plugin directory and the configuration's directory.
@@ -168,8 +202,16 @@ func (m *Manager) rebuild(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx)
 	start := time.Now()
 	pfs, err := m.fs.Discover(ctx)
-	if err != nil {
+	var partial *sysfs.PartialError
+	switch {
+	case errors.As(err, &partial):
+		// One unreadable or hot-removed device must not take the others' pools down.
+		log.Error(err, "discovery skipped devices; every other device is served", "skipped", len(partial.Failed))
+		m.metrics.skipped.Set(float64(len(partial.Failed)))
+	case err != nil:
 		return err
+	default:
+		m.metrics.skipped.Set(0)
 	}
 	m.pfs = pfs
 	m.pools = pool.Build(ctx, m.cfg, m.opts.ResourcePrefix, pfs)
@@ -188,7 +230,7 @@ func (m *Manager) rebuild(ctx context.Context) error {
 			m.applyHealth(s)
 			continue
 		}
-		s := server.New(p, server.Options{PluginDir: m.opts.DevicePluginDir, DevInfo: m.devinfo, OnAllocate: m.alloc.add})
+		s := server.New(p, server.Options{PluginDir: m.opts.DevicePluginDir, DevInfo: m.devinfo, OnAllocate: m.allocated})
 		m.servers[p.Name] = s
 		m.applyHealth(s)
 		m.registered[p.Name] = m.start(ctx, s)
@@ -203,6 +245,13 @@ func (m *Manager) rebuild(ctx context.Context) error {
 	}
 	m.capDirty = true
 	return nil
+}
+
+// allocated records an Allocate (called by the servers before the device-info files are
+// written, see allocations.release).
+func (m *Manager) allocated(resource string, ids []string) {
+	m.alloc.add(resource, ids)
+	m.metrics.allocations.WithLabelValues(resource).Add(float64(len(ids)))
 }
 
 func (m *Manager) start(ctx context.Context, s *server.Server) bool {
@@ -317,6 +366,7 @@ func (m *Manager) release(ctx context.Context) {
 		return
 	}
 	log := logr.FromContextOrDiscard(ctx)
+	asked := time.Now()
 	inUse, err := m.inUse.InUse(ctx)
 	if err != nil {
 		log.V(1).Info("cannot ask kubelet which devices are in use; not releasing any", "err", err.Error())
@@ -329,69 +379,40 @@ func (m *Manager) release(ctx context.Context) {
 			}
 		}
 	}
-	for _, d := range m.alloc.expired(time.Now().Add(-m.opts.ReleaseGrace)) {
+	// Only allocations made a grace period before kubelet was asked can be judged by its
+	// answer; each is released only if it is still that allocation (kubelet may have allocated
+	// the device again since it answered: then the new pod's file and record stay).
+	for _, d := range m.alloc.expired(asked.Add(-m.opts.ReleaseGrace)) {
 		if inUse[d.resource][d.id] {
 			continue
 		}
-		if err := m.devinfo.Remove(d.resource, d.id); err != nil {
+		released, err := m.alloc.release(d, func() error { return m.devinfo.Remove(d.resource, d.id) })
+		switch {
+		case err != nil:
 			log.Error(err, "releasing device", "device", d.id)
-			continue
+		case released:
+			m.capDirty = true
+			m.metrics.releases.WithLabelValues(d.resource).Inc()
+			log.Info("device released", "resource", d.resource, "device", d.id)
+		default:
+			log.V(1).Info("device allocated again while releasing it; kept", "resource", d.resource, "device", d.id)
 		}
-		m.alloc.remove(d.resource, d.id)
-		m.capDirty = true
-		log.Info("device released", "resource", d.resource, "device", d.id)
 	}
 }
 
-// adoptDevInfo treats device-info files left by a previous run as allocations.
-func (m *Manager) adoptDevInfo() {
+// adoptDevInfo treats device-info files left by a previous run as allocations made now (so they
+// are released once kubelet's PodResources has not listed them for the grace period).
+func (m *Manager) adoptDevInfo() error {
+	var errs []error
 	for _, r := range m.cfg.ResourceList {
 		name := r.FullName(m.opts.ResourcePrefix)
-		ids, _ := m.devinfo.List(name)
+		ids, err := m.devinfo.List(name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing the device-info files of %s in %s: %w", name, m.opts.DevInfoDir, err))
+			continue
+		}
 		m.alloc.add(name, ids)
 	}
+	return errors.Join(errs...)
 }
 
-func (m *Manager) offerCapacity() {
-	if m.alloc.takeDirty() {
-		m.capDirty = true
-	}
-	if m.pub == nil || !m.capDirty {
-		return
-	}
-	m.capDirty = false
-	nc := capacity.Compute(m.pools, func(id string) bool { _, bad := m.unhealthy[id]; return bad }, m.alloc.has)
-	select {
-	case <-m.capCh:
-	default:
-	}
-	m.capCh <- nc
-}
-
-func (m *Manager) publishLoop(ctx context.Context) {
-	log := logr.FromContextOrDiscard(ctx)
-	const firstBackoff, maxBackoff = 2 * time.Second, time.Minute
-	var pending *capacity.NodeCapacity
-	backoff := firstBackoff
-	retry := time.NewTimer(time.Hour)
-	defer retry.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case nc := <-m.capCh:
-			pending = &nc
-		case <-retry.C:
-		}
-		if pending == nil {
-			continue
-		}
-		if err := m.pub.Publish(ctx, *pending); err != nil {
-			log.Error(err, "publishing capacity", "retryIn", backoff.String())
-			retry.Reset(backoff)
-			backoff = min(2*backoff, maxBackoff)
-			continue
-		}
-		pending, backoff = nil, firstBackoff
-	}
-}

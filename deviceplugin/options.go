@@ -1,9 +1,10 @@
 package deviceplugin
 
 import (
-	"flag"
 	"os"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/plexus-project/plexus/deviceplugin/config"
 	"github.com/plexus-project/plexus/deviceplugin/devinfo"
@@ -45,10 +46,21 @@ type Options struct {
 	// ReleaseGrace is how long an allocated device counts as in use before PodResources must
 	// list it. Default 30s.
 	ReleaseGrace time.Duration
+	// HealthProbeBindAddress serves /healthz and /readyz (plain HTTP); empty or "0": none.
+	// The flag's default is 127.0.0.1:8094: the plugin runs in the host's network, so it
+	// listens on the node's loopback unless told otherwise (e.g. the node's address).
+	HealthProbeBindAddress string
+	// MetricsBindAddress serves /metrics over HTTPS (a self-signed certificate) to callers the
+	// API server authenticates and authorizes for it; empty or "0": none. The flag's default is
+	// 127.0.0.1:8095.
+	MetricsBindAddress string
+	// APITimeout bounds every API server request (the capacity annotation, metrics
+	// authentication). Default 10s.
+	APITimeout time.Duration
 }
 
 // AddFlags binds o to fs.
-func (o *Options) AddFlags(fs *flag.FlagSet) {
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ConfigFile, "config-file", "/etc/pcidp/config.json", "sriov-network-device-plugin resourceList JSON file")
 	fs.StringVar(&o.ResourcePrefix, "resource-prefix", config.DefaultResourcePrefix, "resource prefix of entries that set no resourcePrefix")
 	fs.StringVar(&o.SysfsRoot, "sysfs-root", "/sys", "where sysfs is mounted")
@@ -60,6 +72,9 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.HealthInterval, "health-interval", 250*time.Millisecond, "health poll period")
 	fs.DurationVar(&o.ReleaseInterval, "release-interval", 5*time.Second, "how often kubelet's PodResources API is asked which devices are still in use")
 	fs.DurationVar(&o.ReleaseGrace, "release-grace", 30*time.Second, "how long an allocated device counts as in use before kubelet's PodResources API must list it")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", "127.0.0.1:8094", `address of /healthz and /readyz ("0": none); the plugin runs in the host's network`)
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", "127.0.0.1:8095", `address of /metrics over HTTPS, authenticated and authorized by the API server ("0": none)`)
+	fs.DurationVar(&o.APITimeout, "api-timeout", 10*time.Second, "bound on every API server request")
 }
 
 func (o *Options) setDefaults() {
@@ -84,4 +99,5 @@ func (o *Options) setDefaults() {
 	dur(&o.ConfigCheckInterval, 2*time.Second)
 	dur(&o.ReleaseInterval, 5*time.Second)
 	dur(&o.ReleaseGrace, 30*time.Second)
+	dur(&o.APITimeout, 10*time.Second)
 }

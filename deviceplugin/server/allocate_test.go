@@ -1,13 +1,17 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
+	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"github.com/plexus-project/plexus/deviceplugin/config"
+	"github.com/plexus-project/plexus/deviceplugin/devinfo"
+	"github.com/plexus-project/plexus/deviceplugin/pool"
 	"github.com/plexus-project/plexus/deviceplugin/server"
 	"github.com/plexus-project/plexus/deviceplugin/sysfs"
 )
@@ -112,5 +116,27 @@ func TestInfoJSONIsEncodingJSONOutput(t *testing.T) {
 	}
 	if got := resp.Envs["PCIDEVICE_INTEL_COM_X"]; got != "0000:af:00.3,0000:3b:02.6,0000:3b:02.7" {
 		t.Errorf("IDs keep kubelet's order: %s", got)
+	}
+}
+
+// TestAllocateRecordsBeforeWriting: OnAllocate hears of the devices before their device-info
+// files are written, so a release running at the same time sees the new allocation first.
+func TestAllocateRecordsBeforeWriting(t *testing.T) {
+	store := &devinfo.Store{Dir: t.TempDir()}
+	p := pool.Pool{Name: "intel.com/x", Devices: []sysfs.VF{{Address: "0000:3b:02.0", PFAddress: "0000:3b:00.0"}}}
+	var fileBefore error
+	called := false
+	s := server.New(p, server.Options{PluginDir: t.TempDir(), DevInfo: store, OnAllocate: func(res string, ids []string) {
+		called = true
+		_, fileBefore = store.Read(res, ids[0])
+	}})
+	if _, err := s.Allocate(context.Background(), &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIDs: []string{"0000:3b:02.0"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !called || !os.IsNotExist(fileBefore) {
+		t.Errorf("OnAllocate called %v, device-info file then: %v; want it called before the file exists", called, fileBefore)
+	}
+	if _, err := store.Read("intel.com/x", "0000:3b:02.0"); err != nil {
+		t.Errorf("device-info file not written: %v", err)
 	}
 }

@@ -35,7 +35,9 @@ type Options struct {
 	PluginDir string
 	// DevInfo writes a device-info file per allocated device; nil writes none.
 	DevInfo *devinfo.Store
-	// OnAllocate, when set, is told of the devices of every successful Allocate.
+	// OnAllocate, when set, is told of the devices of every valid Allocate, before their
+	// device-info files are written: a release that runs concurrently then sees the new
+	// allocation and leaves the new files alone.
 	OnAllocate func(resource string, ids []string)
 	// RegisterTimeout bounds the Register call to kubelet. Default 10s.
 	RegisterTimeout time.Duration
@@ -290,17 +292,19 @@ func (s *Server) Allocate(_ context.Context, req *pluginapi.AllocateRequest) (*p
 		all = append(all, vfs...)
 	}
 	s.mu.RUnlock()
-	ids := make([]string, len(all))
-	for i, vf := range all {
-		ids[i] = vf.Address
-		if s.opts.DevInfo != nil {
+	if s.opts.OnAllocate != nil {
+		ids := make([]string, len(all))
+		for i, vf := range all {
+			ids[i] = vf.Address
+		}
+		s.opts.OnAllocate(s.name, ids)
+	}
+	if s.opts.DevInfo != nil {
+		for _, vf := range all {
 			if err := s.opts.DevInfo.Write(s.name, vf.Address, DeviceInfo(&cfg, vf)); err != nil {
 				return nil, status.Errorf(codes.Internal, "%v", err)
 			}
 		}
-	}
-	if s.opts.OnAllocate != nil {
-		s.opts.OnAllocate(s.name, ids)
 	}
 	return resp, nil
 }

@@ -84,7 +84,30 @@ func (s *FS) devicePath(addr string) string {
 	return filepath.Join(s.Root, "bus", "pci", "devices", addr)
 }
 
+// PartialError lists the PFs and VFs discovery could not read (unreadable, or hot-removed while
+// being read); Discover returns it with every device it could read.
+type PartialError struct {
+	// Failed maps the PCI address of each device skipped to why.
+	Failed map[string]error
+}
+
+func (e *PartialError) Error() string {
+	addrs := make([]string, 0, len(e.Failed))
+	for a := range e.Failed {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	msgs := make([]string, len(addrs))
+	for i, a := range addrs {
+		msgs[i] = fmt.Sprintf("%s: %v", a, e.Failed[a])
+	}
+	return fmt.Sprintf("skipped %d device(s) that could not be read: %s", len(addrs), strings.Join(msgs, "; "))
+}
+
 // Discover lists every PF that has sriov_totalvfs, with its enabled VFs, ordered by PCI address.
+// A PF or VF that cannot be read (unreadable, hot-removed during the walk) is left out and named
+// in a *PartialError, returned with every other device: one bad device never hides the rest.
+// Any other error (the devices directory itself cannot be listed, ctx ended) comes with no PFs.
 func (s *FS) Discover(ctx context.Context) ([]PF, error) {
 	dir := filepath.Join(s.Root, "bus", "pci", "devices")
 	entries, err := os.ReadDir(dir)
@@ -105,6 +128,7 @@ func (s *FS) Discover(ctx context.Context) ([]PF, error) {
 	sort.Strings(pfAddrs)
 	pfs := make([]PF, len(pfAddrs))
 	errs := make([]error, len(pfAddrs))
+	skipped := make([]map[string]error, len(pfAddrs))
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range max(1, min(runtime.GOMAXPROCS(0)*2, len(pfAddrs))) {
@@ -112,7 +136,7 @@ func (s *FS) Discover(ctx context.Context) ([]PF, error) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				pfs[i], errs[i] = s.readPF(pfAddrs[i])
+				pfs[i], skipped[i], errs[i] = s.readPF(pfAddrs[i])
 			}
 		}()
 	}
@@ -127,21 +151,34 @@ func (s *FS) Discover(ctx context.Context) ([]PF, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	partial := &PartialError{Failed: map[string]error{}}
+	good := pfs[:0]
+	for i, pf := range pfs {
+		if errs[i] != nil {
+			partial.Failed[pfAddrs[i]] = errs[i]
+			continue
+		}
+		for addr, err := range skipped[i] {
+			partial.Failed[addr] = err
+		}
+		good = append(good, pf)
 	}
-	return pfs, nil
+	if len(partial.Failed) > 0 {
+		return good, partial
+	}
+	return good, nil
 }
 
-func (s *FS) readPF(addr string) (PF, error) {
-	pf := PF{Address: addr}
+// readPF reads the PF at addr and its VFs; skipped are the VFs that could not be read.
+func (s *FS) readPF(addr string) (pf PF, skipped map[string]error, err error) {
+	pf = PF{Address: addr}
 	d, err := openDevice(s.devicePath(addr))
 	if err != nil {
-		return pf, err
+		return pf, nil, err
 	}
 	defer d.close()
 	if err := readPFAttrs(d, &pf); err != nil {
-		return pf, err
+		return pf, nil, err
 	}
 	// Every VF of a PF has the PF's vendor and the VF device ID of the PF's SR-IOV capability
 	// (sriov_vf_device); read it once, from the first VF on kernels without that file.
@@ -155,13 +192,17 @@ func (s *FS) readPF(addr string) (PF, error) {
 			continue // the kernel is still creating it; the next discovery sees it
 		}
 		vf, err := s.readVF(&pf, vfAddr, i, vfDevice, rdmaNIC)
-		if err != nil {
-			return pf, err
+		if err != nil { // this VF only: its PF and siblings stay usable
+			if skipped == nil {
+				skipped = map[string]error{}
+			}
+			skipped[vfAddr] = err
+			continue
 		}
 		vfDevice = vf.Device
 		pf.VFs = append(pf.VFs, vf)
 	}
-	return pf, nil
+	return pf, skipped, nil
 }
 
 // readPFAttrs reads the PF's own attributes (all but its VFs).

@@ -3,6 +3,9 @@ package sysfs_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -119,6 +122,46 @@ func TestLookupVF(t *testing.T) {
 	} {
 		if _, err := fs.LookupVF(tc.addr); !errors.Is(err, tc.want) {
 			t.Errorf("LookupVF(%s) = %v, want an error wrapping %v", tc.addr, err, tc.want)
+		}
+	}
+}
+
+// TestDiscoverSkipsBadDevices: a PF that cannot be read and a VF removed under the walk are
+// named in a *PartialError, and every other device is still discovered.
+func TestDiscoverSkipsBadDevices(t *testing.T) {
+	tree, err := sysfstest.TwoNICs(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	devices := filepath.Join(tree.Root, "bus", "pci", "devices")
+	if err := os.Remove(filepath.Join(devices, sysfstest.IntelPF, "vendor")); err != nil {
+		t.Fatal(err)
+	}
+	const goneVF = "0000:af:00.3" // the Mellanox PF's VF 1: its virtfn1 link now points nowhere
+	target, err := filepath.EvalSymlinks(filepath.Join(devices, goneVF))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(target); err != nil {
+		t.Fatal(err)
+	}
+	pfs, err := sysfs.New(tree.Root).Discover(context.Background())
+	var partial *sysfs.PartialError
+	if !errors.As(err, &partial) {
+		t.Fatalf("err = %v, want a *PartialError", err)
+	}
+	if len(partial.Failed) != 2 || partial.Failed[sysfstest.IntelPF] == nil || partial.Failed[goneVF] == nil {
+		t.Errorf("failed = %v, want the Intel PF and %s", partial.Failed, goneVF)
+	}
+	if !strings.Contains(err.Error(), sysfstest.IntelPF+": the PCI vendor ID") {
+		t.Errorf("message = %q", err)
+	}
+	if len(pfs) != 1 || pfs[0].Address != sysfstest.MellanoxPF || len(pfs[0].VFs) != 7 {
+		t.Fatalf("got %d PFs (%+v), want the Mellanox PF with its 7 other VFs", len(pfs), pfs)
+	}
+	for _, vf := range pfs[0].VFs {
+		if vf.Address == goneVF {
+			t.Errorf("the removed VF %s was discovered", goneVF)
 		}
 	}
 }

@@ -116,7 +116,7 @@ func startPluginSetup(t *testing.T, configure func(*deviceplugin.Options), kubel
 	if configure != nil {
 		configure(&opts)
 	}
-	deps, err := deviceplugin.NewDeps(opts)
+	deps, err := deviceplugin.NewDeps(opts, e.logs.logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
