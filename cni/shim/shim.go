@@ -38,7 +38,7 @@ type Host struct {
 	Hostname func() (string, error)
 	// Call sends one request to the daemon (wire.Call).
 	Call func(ctx context.Context, socket string, req *wire.Request) ([]byte, error)
-	// Stdout receives the result of an ADD.
+	// Print writes the result of an ADD to stdout (types.PrintResult).
 	Print func(result types.Result, cniVersion string) error
 }
 

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
@@ -169,9 +170,24 @@ func (n *Node) run(t testing.TB, args ...string) {
 // ReturnVF does what the kernel does when the netns holding a real VF's netdev dies: the
 // netdev reappears in the host netns. The emulated VF (a macvlan, destroyed with the netns) is
 // created again under its host name, with mac and mtu (what it had in the pod).
+//
+// The dying netns frees its macvlan (and with it the MAC on the uplink) a moment after it is
+// deleted, so this retries for a few seconds.
 func (n *Node) ReturnVF(t testing.TB, vf VF, mac string, mtu int) {
 	t.Helper()
-	n.run(t, "link", "add", vf.Netdev, "address", mac, "mtu", fmt.Sprint(mtu), "link", Uplink, "type", "macvlan", "mode", "bridge")
+	args := []string{"-n", filepath.Base(n.Netns.Path()), "link", "add", vf.Netdev, "address", mac, "mtu", fmt.Sprint(mtu),
+		"link", Uplink, "type", "macvlan", "mode", "bridge"}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Link reads the link name in netns n (nil: the node's).
