@@ -24,31 +24,34 @@ import (
 
 // restartAPIServer stops kube-apiserver and starts it again on the same port with the same
 // serving certificate and client CA, so every kubeconfig handed out keeps working (etcd keeps
-// running, as it would across an API server restart in a cluster).
-func (e *env) restartAPIServer(t *testing.T, down time.Duration) time.Duration {
-	t.Helper()
+// running, as it would across an API server restart in a cluster). It runs beside the test's
+// goroutine, so it returns its failure instead of calling t.Fatal; keep is a directory of the
+// test's for the certificates.
+func (e *env) restartAPIServer(keep string, down time.Duration) (time.Duration, error) {
 	api := e.cp.Env.ControlPlane.APIServer
-	keep := t.TempDir()
 	entries, err := os.ReadDir(api.CertDir)
 	if err != nil {
-		t.Fatal(err)
+		return 0, fmt.Errorf("reading the API server's certificates: %w", err)
 	}
 	for _, en := range entries {
-		if b, err := os.ReadFile(filepath.Join(api.CertDir, en.Name())); err == nil {
-			os.WriteFile(filepath.Join(keep, en.Name()), b, 0o600)
+		b, err := os.ReadFile(filepath.Join(api.CertDir, en.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(keep, en.Name()), b, 0o600)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("keeping the API server's certificates: %w", err)
 		}
 	}
 	begin := time.Now()
 	if err := api.Stop(); err != nil {
-		t.Errorf("stopping kube-apiserver: %v", err)
-		return 0
+		return 0, fmt.Errorf("stopping kube-apiserver: %w", err)
 	}
 	time.Sleep(down)
 	api.CertDir = keep
 	if err := api.Start(); err != nil {
-		t.Errorf("restarting kube-apiserver: %v", err)
+		return time.Since(begin), fmt.Errorf("restarting kube-apiserver: %w", err)
 	}
-	return time.Since(begin)
+	return time.Since(begin), nil
 }
 
 // chaosOutcome is how one ADD ended.
@@ -149,9 +152,15 @@ func testKillAndAPIServerRestart(t *testing.T, m mode) {
 			t.Logf("the agent of %s restarted at ADD %d", crashed, i)
 		}
 		if i == concurrentADDs*2/5 {
+			keep := t.TempDir()
 			go func() {
 				defer close(restarted)
-				t.Logf("kube-apiserver restarted mid-run: down for %s", e.restartAPIServer(t, 2*time.Second).Round(time.Millisecond))
+				down, err := e.restartAPIServer(keep, 2*time.Second)
+				if err != nil {
+					t.Errorf("%v", err) // Errorf, not Fatal: this is not the test's goroutine
+					return
+				}
+				t.Logf("kube-apiserver restarted mid-run: down for %s", down.Round(time.Millisecond))
 			}()
 		}
 		wg.Add(1)
