@@ -197,3 +197,17 @@ func (ex *example) resources() map[string]string {
 	}
 	return m
 }
+
+// ApplyExamples creates the NADs then the pods of the YAML files in dir (docs/examples) in c,
+// as the demo does (without plexus-webhook, it adds the SR-IOV resources the webhook would
+// inject), and returns the pods once they all run, for the e2e tests.
+func ApplyExamples(ctx context.Context, c *cluster.Cluster, dir string, webhook bool) ([]*corev1.Pod, error) {
+	ex, err := applyExamples(ctx, c, dir, webhook)
+	if err != nil {
+		return nil, err
+	}
+	if err := ex.waitPods(ctx, c); err != nil {
+		return ex.pods, fmt.Errorf("the example pods: %w", err)
+	}
+	return ex.pods, nil
+}
