@@ -48,7 +48,9 @@ func TestCNI(t *testing.T) {
 	}
 	examples := filepath.Join(root, "docs", "examples")
 	installCNI(ctx, t, c)
-	t.Cleanup(func() { _, _ = kubectl(context.Background(), c, "delete", "-f", examples, "--ignore-not-found", "--wait=true") })
+	t.Cleanup(func() {
+		_, _ = kubectl(context.Background(), c, "delete", "-f", examples, "--ignore-not-found", "--wait=true")
+	})
 
 	t.Run("examples", func(t *testing.T) { testExamplePods(ctx, t, c, examples) })
 	t.Run("bad master", func(t *testing.T) { testBadMaster(ctx, t, c) })
