@@ -1,7 +1,13 @@
-// Package scheduler_test runs the real kube-scheduler against the real kube-apiserver and
-// checks that SR-IOV VFs, advertised as an extended resource in a node's status, are scheduled
-// like kubelet would have them: a pod asking for one lands on the node that has it, and a
-// second one stays Pending when the node has no more.
+// Package scheduler_test is the scheduler-alone baseline: it runs the real kube-scheduler against
+// the real kube-apiserver with NO Plexus code at all (no webhook, no extender), and checks that
+// SR-IOV VFs, advertised as an extended resource in a node's status, are scheduled as kubelet
+// would have them: a pod asking for one lands on the node that has it, and a second one stays
+// Pending when the node has no more.
+//
+// It proves nothing about Plexus. It pins down what the stock scheduler already does with
+// extended resources, so that the extender's tests (test/integration/extender) and the e2e
+// tests can be read against it: what they show beyond this baseline is Plexus's doing. If this
+// test fails, the harness or the Kubernetes version changed, not Plexus.
 package scheduler_test
 
 import (
