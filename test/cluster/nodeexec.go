@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -51,4 +53,33 @@ func (n *Node) PodPID(uid string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no process of pod %s in the cgroups of node %s", uid, n.Name)
+}
+
+// ProcessPIDs returns the live processes called comm (as /proc/<pid>/comm names them, at most
+// 15 characters) in node n's network namespace: a host-network pod's processes, e.g. a
+// DaemonSet's on that node.
+func (n *Node) ProcessPIDs(comm string) ([]int, error) {
+	nodeNet, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", n.HolderPID))
+	if err != nil {
+		return nil, fmt.Errorf("node %s: its network namespace: %w", n.Name, err)
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil || strings.TrimSpace(string(b)) != comm || !alive(pid) {
+			continue
+		}
+		if netns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && netns == nodeNet {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
 }

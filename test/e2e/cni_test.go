@@ -309,31 +309,16 @@ func stopDaemon(ctx context.Context, c *cluster.Cluster, n *cluster.Node, sig sy
 	return nil
 }
 
-// daemonPID finds node n's plexus-daemon: the process of that name in the node's network
-// namespace (the daemon's pod is on the host network).
+// daemonPID finds node n's plexus-daemon (its pod is on the host network).
 func daemonPID(n *cluster.Node) (int, error) {
-	nodeNet, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", n.HolderPID))
+	pids, err := n.ProcessPIDs("plexus-daemon")
 	if err != nil {
 		return 0, err
 	}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
+	if len(pids) != 1 {
+		return 0, fmt.Errorf("node %s runs %d plexus-daemon processes (%v), want one", n.Name, len(pids), pids)
 	}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-		if err != nil || strings.TrimSpace(string(comm)) != "plexus-daemon" {
-			continue
-		}
-		if netns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil && netns == nodeNet {
-			return pid, nil
-		}
-	}
-	return 0, fmt.Errorf("no plexus-daemon process in the network namespace of node %s", n.Name)
+	return pids[0], nil
 }
 
 func processAlive(pid int) bool {
