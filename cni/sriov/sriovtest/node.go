@@ -22,13 +22,8 @@ import (
 	"github.com/plexus-project/plexus/deviceplugin/sysfs/sysfstest"
 )
 
-// PFPCI and PFName are the emulated PF of every Node.
-const (
-	PFPCI  = "0000:3b:00.0"
-	PFName = "ens1f0"
-	// Uplink is the veth in the node netns the VF macvlans sit on.
-	Uplink = "uplink0"
-)
+// PFPCI is the PCI address of the emulated PF of every Node.
+const PFPCI = "0000:3b:00.0"
 
 // VF is an emulated VF.
 type VF struct {
@@ -49,6 +44,10 @@ type Options struct {
 	VFIO int
 	// NoNetdev adds that many VFs on iavf without a netdev (a broken VF) after those.
 	NoNetdev int
+	// InHostNetns puts the node in the test's own network namespace (the host's), for plugins
+	// whose delegates must reach the host's loopback (plexus-ipam and its API server); its links
+	// get names unique to the node. Otherwise the node is a network namespace of its own.
+	InHostNetns bool
 }
 
 // Node is a node with emulated VFs.
@@ -64,6 +63,10 @@ type Node struct {
 	Tree         *sysfstest.Tree
 	PF           pf.PF
 	VFs          []VF
+	// Uplink is the veth the PF and VF macvlans sit on.
+	Uplink string
+
+	ipNetns string // the node netns's name for ip -n, "" in the host's
 }
 
 // RequireRoot skips t unless it runs as root (network namespaces need it).
@@ -83,28 +86,45 @@ func NewNode(t testing.TB, opts Options) *Node {
 	if opts.VFs == 0 {
 		opts.VFs = 2
 	}
-	n := &Node{Dir: t.TempDir(), PF: pf.PF{Name: PFName, PCI: PFPCI}}
-	n.Netns = NewNetns(t, "node")
+	n := &Node{Dir: t.TempDir()}
+	prefix := "ens1f0"
+	if opts.InHostNetns {
+		cur, err := ns.GetCurrentNS()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Netns = cur
+		prefix = "pxs" + randomHex(2) // unique on the host; pxs<4 hex>v<i> fits IFNAMSIZ
+	} else {
+		n.Netns = NewNetns(t, "node")
+		n.ipNetns = filepath.Base(n.Netns.Path())
+	}
+	n.PF = pf.PF{Name: prefix + "pf", PCI: PFPCI}
+	n.Uplink = prefix + "up"
 	tree, err := sysfstest.New(filepath.Join(n.Dir, "sysfs"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.Tree = tree
-	n.run(t, "link", "add", Uplink, "type", "veth", "peer", "name", "uplink1")
-	n.run(t, "link", "add", PFName, "link", Uplink, "type", "macvlan", "mode", "bridge")
-	for _, l := range []string{Uplink, "uplink1", PFName} {
+	n.run(t, "link", "add", n.Uplink, "type", "veth", "peer", "name", prefix+"uq")
+	if opts.InHostNetns {
+		// Deleting one end deletes both, and the macvlans on it.
+		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", n.Uplink).Run() })
+	}
+	n.run(t, "link", "add", n.PF.Name, "link", n.Uplink, "type", "macvlan", "mode", "bridge")
+	for _, l := range []string{n.Uplink, prefix + "uq", n.PF.Name} {
 		n.run(t, "link", "set", l, "up")
 	}
 	p := sysfstest.PF{Address: PFPCI, Vendor: "8086", Device: "1572", VFDevice: "154c", Driver: "i40e", VFDriver: "iavf",
-		IfName: PFName, TotalVFs: 256}
+		IfName: n.PF.Name, TotalVFs: 256}
 	for i := range opts.VFs + opts.VFIO + opts.NoNetdev {
 		vf := VF{PCI: VFAddress(i), Index: i}
 		svf := sysfstest.VF{Address: vf.PCI}
 		switch {
 		case i < opts.VFs:
-			vf.Netdev, vf.MTU = fmt.Sprintf("%sv%d", PFName, i), 1500
+			vf.Netdev, vf.MTU = fmt.Sprintf("%sv%d", prefix, i), 1500
 			vf.MAC = fmt.Sprintf("02:3b:00:00:%02x:%02x", i/256, i%256)
-			n.run(t, "link", "add", vf.Netdev, "address", vf.MAC, "link", Uplink, "type", "macvlan", "mode", "bridge")
+			n.run(t, "link", "add", vf.Netdev, "address", vf.MAC, "link", n.Uplink, "type", "macvlan", "mode", "bridge")
 			n.run(t, "link", "set", vf.Netdev, "up")
 			svf.IfName, svf.NetdevTarget = vf.Netdev, "/sys/class/net/"+vf.Netdev
 		case i < opts.VFs+opts.VFIO:
@@ -125,13 +145,17 @@ func NewNode(t testing.TB, opts Options) *Node {
 	return n
 }
 
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
 // NewNetns creates a network namespace (named with prefix and a random suffix) and deletes it
 // in t.Cleanup unless the test deleted it first.
 func NewNetns(t testing.TB, prefix string) ns.NetNS {
 	t.Helper()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := "pxs-" + prefix + "-" + hex.EncodeToString(b[:])
+	name := "pxs-" + prefix + "-" + randomHex(4)
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v %s", name, err, out)
 	}
@@ -159,9 +183,17 @@ func DeleteNetns(t testing.TB, n ns.NetNS) {
 	}
 }
 
+// ipArgs are the arguments of `ip` that run args in the node's netns.
+func (n *Node) ipArgs(args ...string) []string {
+	if n.ipNetns == "" {
+		return args
+	}
+	return append([]string{"-n", n.ipNetns}, args...)
+}
+
 func (n *Node) run(t testing.TB, args ...string) {
 	t.Helper()
-	full := append([]string{"-n", filepath.Base(n.Netns.Path())}, args...)
+	full := n.ipArgs(args...)
 	if out, err := exec.Command("ip", full...).CombinedOutput(); err != nil {
 		t.Fatalf("ip %v: %v %s", full, err, out)
 	}
@@ -175,8 +207,8 @@ func (n *Node) run(t testing.TB, args ...string) {
 // deleted, so this retries for a few seconds.
 func (n *Node) ReturnVF(t testing.TB, vf VF, mac string, mtu int) {
 	t.Helper()
-	args := []string{"-n", filepath.Base(n.Netns.Path()), "link", "add", vf.Netdev, "address", mac, "mtu", fmt.Sprint(mtu),
-		"link", Uplink, "type", "macvlan", "mode", "bridge"}
+	args := n.ipArgs("link", "add", vf.Netdev, "address", mac, "mtu", fmt.Sprint(mtu),
+		"link", n.Uplink, "type", "macvlan", "mode", "bridge")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		out, err := exec.Command("ip", args...).CombinedOutput()
@@ -239,6 +271,8 @@ type Call struct {
 	IfName      string
 	Args        string
 	Conf        []byte
+	// Env is added to the environment (node settings of delegates, e.g. plexus-ipam's).
+	Env []string
 }
 
 // Call runs c in the node's netns with the node's settings and returns its stdout; a plugin
@@ -254,6 +288,7 @@ func (n *Node) Call(ctx context.Context, c Call) ([]byte, error) {
 		"CNI_IFNAME=" + c.IfName, "CNI_ARGS=" + c.Args, "CNI_PATH=" + path, "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 		sriov.NodeConfigEnv + "=" + n.SettingsFile,
 	}
+	cmd.Env = append(cmd.Env, c.Env...)
 	cmd.Stdin = bytes.NewReader(c.Conf)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
