@@ -37,8 +37,10 @@ func hostNetdev(name string) (NetdevState, error) {
 // configure sets l down, renames it to want.Name and sets its MAC and MTU (when given); it leaves
 // the link down: the caller brings it up where it belongs.
 func configure(l netlink.Link, want NetdevState) error {
-	if err := netlink.LinkSetDown(l); err != nil {
-		return fmt.Errorf("setting %s down: %w", l.Attrs().Name, err)
+	if l.Attrs().Flags&net.FlagUp != 0 {
+		if err := netlink.LinkSetDown(l); err != nil {
+			return fmt.Errorf("setting %s down: %w", l.Attrs().Name, err)
+		}
 	}
 	if l.Attrs().Name != want.Name {
 		if err := netlink.LinkSetName(l, want.Name); err != nil {
@@ -62,7 +64,7 @@ func configure(l netlink.Link, want NetdevState) error {
 	return nil
 }
 
-// moveIn moves the host netdev hostName (VF pci) into netns as pod.Name with pod's MAC and MTU,
+// moveIn moves the host netdev host.Name (VF pci) into netns as pod.Name with pod's MAC and MTU,
 // up, configures the IPAM result's addresses and routes on it (when r is not nil), and returns
 // its ifindex there. On failure it brings the netdev back as it found it, as far as it can.
 func moveIn(pci string, host NetdevState, netns ns.NetNS, pod NetdevState, r *current.Result) (index int, err error) {
@@ -70,29 +72,44 @@ func moveIn(pci string, host NetdevState, netns ns.NetNS, pod NetdevState, r *cu
 	if err != nil {
 		return 0, fmt.Errorf("VF netdev %s: %w", host.Name, err)
 	}
-	tmp := tempName(pci)
-	if err := configure(l, NetdevState{Name: tmp}); err != nil {
-		return 0, err
-	}
-	if err := netlink.LinkSetNsFd(l, int(netns.Fd())); err != nil {
-		_ = restoreInHost(pci, host, "")
+	moved, err := moveLink(l, pci, netns)
+	if err != nil {
+		_ = restoreInHost(pci, host, host.Name)
 		return 0, fmt.Errorf("moving VF netdev %s into %s: %w", host.Name, netns.Path(), err)
 	}
 	err = netns.Do(func(hostNS ns.NetNS) error {
 		var err error
-		index, err = setupInPod(tmp, pod, r)
+		index, err = setupInPod(moved, pod, r)
 		if err != nil {
-			if l, lerr := netlink.LinkByName(tmp); lerr == nil {
-				_ = netlink.LinkSetNsFd(l, int(hostNS.Fd()))
-			} else if l, lerr := netlink.LinkByName(pod.Name); lerr == nil {
-				_ = configure(l, NetdevState{Name: tmp})
-				_ = netlink.LinkSetNsFd(l, int(hostNS.Fd()))
+			for _, name := range []string{moved, pod.Name} {
+				if l, lerr := netlink.LinkByName(name); lerr == nil {
+					if back, merr := moveLink(l, pci, hostNS); merr == nil {
+						_ = hostNS.Do(func(ns.NetNS) error { return restoreInHost(pci, host, back) })
+					}
+					break
+				}
 			}
-			_ = hostNS.Do(func(ns.NetNS) error { return restoreInHost(pci, host, "") })
 		}
 		return err
 	})
 	return index, err
+}
+
+// moveLink moves l into netns under its name, which also sets it down; when that name is taken
+// there, under the VF's moving name. It returns the name l has in netns.
+func moveLink(l netlink.Link, pci string, netns ns.NetNS) (string, error) {
+	err := netlink.LinkSetNsFd(l, int(netns.Fd()))
+	if err == nil {
+		return l.Attrs().Name, nil
+	}
+	if !errors.Is(err, unix.EEXIST) {
+		return "", err
+	}
+	tmp := tempName(pci)
+	if err := configure(l, NetdevState{Name: tmp}); err != nil {
+		return "", err
+	}
+	return tmp, netlink.LinkSetNsFd(l, int(netns.Fd()))
 }
 
 func setupInPod(tmp string, pod NetdevState, r *current.Result) (int, error) {
@@ -118,25 +135,22 @@ func setupInPod(tmp string, pod NetdevState, r *current.Result) (int, error) {
 var errNetdevGone = errors.New("VF netdev not found")
 
 // release brings the VF netdev back from netnsPath (when it still exists and holds the VF: a
-// link named pod.Name with pod.Index, or one with the moving name) to the host as host, then
-// restores it there. sysfsName is the netdev the VF lists in sysfs now ("" if none): a VF whose
-// netns died comes back under the name it had in the pod, or a kernel-chosen one, which sysfs
-// shows.
+// link named pod.Name with pod.Index, or one with the VF's moving or host name, which ADD may
+// have left there half-way) to the host as host, then restores it there. sysfsName is the
+// netdev the VF lists in sysfs now ("" if none): a VF whose netns died comes back under the name
+// it had in the pod, or a kernel-chosen one, which sysfs shows.
 func release(pci, netnsPath string, pod, host NetdevState, sysfsName string) error {
+	back := ""
 	if netnsPath != "" {
 		if netns, err := ns.GetNS(netnsPath); err == nil {
 			err := netns.Do(func(hostNS ns.NetNS) error {
-				l, err := netlink.LinkByName(pod.Name)
-				if err != nil || pod.Index == 0 || l.Attrs().Index != pod.Index {
-					if l, err = netlink.LinkByName(tempName(pci)); err != nil {
-						return nil // not here: look in the host
-					}
+				l := podLink(pci, pod, host)
+				if l == nil {
+					return nil // not here: look in the host
 				}
-				if err := configure(l, NetdevState{Name: tempName(pci)}); err != nil {
-					return err
-				}
-				if err := netlink.LinkSetNsFd(l, int(hostNS.Fd())); err != nil {
-					return fmt.Errorf("moving VF netdev %s back to the host: %w", pod.Name, err)
+				var err error
+				if back, err = moveLink(l, pci, hostNS); err != nil {
+					return fmt.Errorf("moving VF netdev %s back to the host: %w", l.Attrs().Name, err)
 				}
 				return nil
 			})
@@ -146,13 +160,27 @@ func release(pci, netnsPath string, pod, host NetdevState, sysfsName string) err
 			}
 		}
 	}
-	return restoreInHost(pci, host, sysfsName)
+	return restoreInHost(pci, host, back, sysfsName)
 }
 
-// restoreInHost finds the VF netdev in the host (by its sysfs name, its host name or its
-// moving name) and gives it back host's name, MAC, MTU and up state.
-func restoreInHost(pci string, host NetdevState, sysfsName string) error {
-	for _, name := range []string{sysfsName, tempName(pci), host.Name} {
+// podLink finds the VF's link in the current (pod) netns, nil when it is not there.
+func podLink(pci string, pod, host NetdevState) netlink.Link {
+	if l, err := netlink.LinkByName(pod.Name); err == nil && pod.Index != 0 && l.Attrs().Index == pod.Index {
+		return l
+	}
+	for _, name := range []string{tempName(pci), host.Name} {
+		if l, err := netlink.LinkByName(name); err == nil {
+			return l
+		}
+	}
+	return nil
+}
+
+// restoreInHost finds the VF netdev in the host (under one of names, its moving name or its host
+// name) and gives it back host's name, MAC, MTU and up state.
+func restoreInHost(pci string, host NetdevState, names ...string) error {
+	names = append(names, tempName(pci), host.Name)
+	for _, name := range names {
 		if name == "" {
 			continue
 		}
@@ -170,7 +198,7 @@ func restoreInHost(pci string, host NetdevState, sysfsName string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("VF %s: %w in the pod's netns nor in the host (looked for %q, %q, %q)", pci, errNetdevGone, sysfsName, tempName(pci), host.Name)
+	return fmt.Errorf("VF %s: %w in the pod's netns nor in the host (looked for %q)", pci, errNetdevGone, names)
 }
 
 // configureAddresses adds the IPAM result's addresses to l and its routes, each through the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -20,6 +21,9 @@ import (
 
 // Timeout bounds every command, the wait for a VF's lock included.
 const Timeout = 60 * time.Second
+
+// bootIDPath changes at every boot: ownership records of an earlier boot are void.
+const bootIDPath = "/proc/sys/kernel/random/boot_id"
 
 // IPAM runs the IPAM delegate plugin named by the configuration.
 type IPAM interface {
@@ -108,8 +112,10 @@ func (p *Plugin) node() (*node, error) {
 	if err != nil {
 		return nil, types.NewError(types.ErrInvalidNetworkConfig, fmt.Sprintf("%s: %v", path, err), "")
 	}
-	return &node{settings: s, fs: sysfs.New(s.SysfsRoot), pf: p.host.NewBackend(s), store: Store{Dir: s.StateDir},
-		ipam: p.host.IPAM, log: p.host.Log}, nil
+	boot, _ := p.host.ReadFile(bootIDPath) // without it, records never expire
+	return &node{settings: s, fs: sysfs.New(s.SysfsRoot), pf: p.host.NewBackend(s),
+		store: Store{Dir: s.StateDir, BootID: strings.TrimSpace(string(boot))},
+		ipam:  p.host.IPAM, log: p.host.Log}, nil
 }
 
 // run sets up the node view and runs fn within Timeout.

@@ -35,6 +35,9 @@ const (
 // Record is the ownership record of one VF: who has it and what it was before, so DEL (or the
 // next owner's ADD, when DEL never came) restores it from here, with or without the pod's netns.
 type Record struct {
+	// BootID is the kernel's boot ID when the record was written: a record of an earlier boot
+	// describes VF state the reboot reset, and counts as none.
+	BootID   string `json:"bootID,omitempty"`
 	DeviceID string `json:"deviceID"`
 	Owner    Owner  `json:"owner"`
 	Phase    string `json:"phase"`
@@ -65,8 +68,15 @@ type NetdevState struct {
 
 // Store keeps the per-VF locks and records, and the attachment index, under a directory:
 // vf/<pci>.lock, vf/<pci>.json and att/<container>-<ifname> (holding the PCI address).
+//
+// Writes replace files atomically (write, then rename) without fsync: what they record only
+// matters within one boot, and a crashed process leaves its writes in the page cache; a kernel
+// crash or power loss reboots the node, which resets every VF, and records of an earlier boot
+// (BootID) count as none.
 type Store struct {
 	Dir string
+	// BootID is the current boot's ID (/proc/sys/kernel/random/boot_id); "" disables the check.
+	BootID string
 }
 
 func (s Store) vfPath(pci, ext string) string { return filepath.Join(s.Dir, "vf", pci+ext) }
@@ -122,17 +132,20 @@ func (s Store) Load(pci string) (*Record, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("the ownership record of VF %s (%s) is corrupt: %w", pci, s.vfPath(pci, ".json"), err)
 	}
+	if s.BootID != "" && r.BootID != s.BootID {
+		return nil, s.Remove(pci) // the reboot reset the VF
+	}
 	return &r, nil
 }
 
-// Save writes the VF's record durably (the write is complete on disk before Save returns, so a
-// crash right after leaves either the old or the new record).
+// Save writes the VF's record (atomically: a crash leaves the old or the new one).
 func (s Store) Save(r *Record) error {
+	r.BootID = s.BootID
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return writeDurably(s.vfPath(r.DeviceID, ".json"), b)
+	return writeAtomically(s.vfPath(r.DeviceID, ".json"), b)
 }
 
 // Remove deletes the VF's record.
@@ -145,7 +158,7 @@ func (s Store) Remove(pci string) error {
 
 // SetAttachment records that the attachment (containerID, ifName) has VF pci.
 func (s Store) SetAttachment(containerID, ifName, pci string) error {
-	return writeDurably(s.attPath(containerID, ifName), []byte(pci))
+	return writeAtomically(s.attPath(containerID, ifName), []byte(pci))
 }
 
 // Attachment returns the VF of the attachment, "" when none is recorded.
@@ -172,24 +185,12 @@ func (s Store) RemoveAttachment(containerID, ifName string) error {
 	return nil
 }
 
-func writeDurably(path string, b []byte) error {
+func writeAtomically(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

@@ -64,3 +64,21 @@ func TestStore(t *testing.T) {
 		t.Fatalf("removing twice: %v", err)
 	}
 }
+
+func TestStoreForgetsEarlierBoots(t *testing.T) {
+	dir := t.TempDir()
+	before := Store{Dir: dir, BootID: "boot-1"}
+	if err := before.Save(&Record{DeviceID: "0000:3b:02.0", Phase: PhaseAdded}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := before.Load("0000:3b:02.0"); r == nil || err != nil {
+		t.Fatalf("same boot: %v, %v", r, err)
+	}
+	after := Store{Dir: dir, BootID: "boot-2"}
+	if r, err := after.Load("0000:3b:02.0"); r != nil || err != nil {
+		t.Fatalf("a record of an earlier boot must count as none: %+v, %v", r, err)
+	}
+	if r, _ := before.Load("0000:3b:02.0"); r != nil {
+		t.Fatal("the stale record was not removed")
+	}
+}
