@@ -67,9 +67,10 @@ func TestBinary(t *testing.T) {
 	ln.Close()
 
 	var logs syncBuffer
-	cmd := exec.Command(bin, "--kubeconfig", cp.Kubeconfig(t, "plexus-webhook"),
+	id := webhookIdentity(t, cp)
+	cmd := exec.Command(bin, "--kubeconfig", id.Kubeconfig,
 		"--bind-address", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--tls-cert-file", cert, "--tls-key-file", key, "--tls-poll-interval", "200ms", "-v", "1")
+		"--tls-cert-file", cert, "--tls-key-file", key, "--tls-poll-interval", "200ms", "--v", "1", "--log-format", "json")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

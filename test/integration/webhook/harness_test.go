@@ -38,6 +38,15 @@ type env struct {
 	https  *http.Client
 	ca     *servertesting.CA
 	kubecf string
+	// metricsToken may read /metrics; nobodyToken is authenticated but has no RBAC for it.
+	metricsToken, nobodyToken string
+}
+
+// webhookIdentity is the user plexus-webhook runs as in these tests: bound only to the
+// ClusterRole in testdata (the chart's rules), never a cluster admin, so a missing rule fails.
+func webhookIdentity(t *testing.T, cp *controlplane.ControlPlane) *controlplane.Identity {
+	t.Helper()
+	return cp.NewIdentity(t, "plexus-webhook", filepath.Join("testdata", "clusterrole.yaml"))
 }
 
 // startEnv starts the control plane and the webhook in this process (app.Run, the code the
@@ -48,6 +57,7 @@ func startEnv(t *testing.T) *env {
 	cp := controlplane.Start(t, controlplane.Options{})
 	ca := servertesting.NewCA(t, "plexus-webhook-test-ca")
 	cert, key := ca.WritePair(t, t.TempDir(), 1)
+	id := webhookIdentity(t, cp)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +65,10 @@ func startEnv(t *testing.T) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- app.Run(ctx, app.Options{RESTConfig: cp.Config, Listener: ln, CertFile: cert, KeyFile: key})
+		done <- app.Run(ctx, app.Options{RESTConfig: id.Config, Listener: ln, CertFile: cert, KeyFile: key,
+			// Isolation on, as the chart installs it; kube-system is shared so that a test can
+			// select a NAD there (an excluded namespace, where one can bypass validation).
+			NamespaceIsolation: true, SharedNamespaces: []string{"default", "kube-system"}})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -66,6 +79,7 @@ func startEnv(t *testing.T) *env {
 	e := &env{cp: cp, c: cp.Client, url: "https://" + ln.Addr().String(), ca: ca,
 		https: &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}}}}
 	e.kubecf = cp.Kubeconfig(t, "kubectl-user")
+	e.metricsToken, e.nobodyToken = cp.MetricsReaderToken(t)
 	e.register(t)
 	return e
 }
@@ -116,17 +130,32 @@ func (e *env) waitReady(t *testing.T) {
 	}
 }
 
-// metric returns the sum of the samples of a metric whose line starts with prefix.
-func (e *env) metric(t *testing.T, prefix string) float64 {
+// getMetrics GETs /metrics with a bearer token ("" = none).
+func (e *env) getMetrics(t *testing.T, token string) (int, string) {
 	t.Helper()
-	resp, err := e.https.Get(e.url + "/metrics")
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/metrics", nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := e.https.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metric returns the sum of the samples of a metric whose line starts with prefix, read as
+// the metrics reader.
+func (e *env) metric(t *testing.T, prefix string) float64 {
+	t.Helper()
+	code, b := e.getMetrics(t, e.metricsToken)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics as the metrics reader: HTTP %d: %s", code, b)
+	}
 	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(b, "\n") {
 		if strings.HasPrefix(line, prefix) {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
@@ -151,6 +180,19 @@ func (e *env) kubectl(t *testing.T, stdin string, args ...string) (string, error
 		return out.String(), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, errOut.String())
 	}
 	return out.String(), nil
+}
+
+// kubectlCombined is kubectl returning stdout and stderr together (warnings go to stderr).
+func (e *env) kubectlCombined(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	bin := filepath.Join(e.cp.BinDir, "kubectl")
+	cmd := exec.Command(bin, append([]string{"--kubeconfig", e.kubecf}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
 }
 
 func (e *env) createNAD(t *testing.T, n *nadv1.NetworkAttachmentDefinition) {

@@ -1,0 +1,41 @@
+package config
+
+import (
+	"reflect"
+	"testing"
+)
+
+// FuzzParse: any configuration file is either refused or accepted; an accepted one passes
+// Validate, and what Marshal writes of it parses back to the same configuration.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		`{"resourceList":[{"resourceName":"sriov_netdevice","selectors":{"vendors":["8086"],"devices":["154c"],"drivers":["iavf"]}}]}`,
+		`{"resourceList":[{"resourceName":"dpdk","resourcePrefix":"intel.com","selectors":{"drivers":["vfio-pci"],"pfNames":["ens1f0#0-3,5"],"needVhostNet":true}}]}`,
+		`{"resourceList":[{"resourceName":"rdma","resourcePrefix":"mellanox.com","selectors":[{"vendors":["15b3"],"linkTypes":["infiniband"],"isRdma":true}],"additionalInfo":{"*":{"k":"v"}}}]}`,
+		`{"resourceList":[{"resourceName":"x","deviceType":"accelerator","excludeTopology":true,"selectors":{"pciAddresses":["0000:3b:02.0"],"rootDevices":["3b:00.0"]}}]}`,
+		`{"resourceList":[{"resourceName":"x","selectors":{"pfNames":["ens1f0#4-2"]}}]}`,
+		`{"resourceList":[]}`, `{}`, `null`, `[`, `{"resourceList":[{"resourceName":"a"},{"resourceName":"a"}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data, DefaultResourcePrefix)
+		if err != nil {
+			return
+		}
+		if err := Validate(cfg, DefaultResourcePrefix); err != nil {
+			t.Fatalf("Parse accepted what Validate refuses: %v", err)
+		}
+		out, err := Marshal(cfg)
+		if err != nil {
+			t.Fatalf("Marshal: %v", err)
+		}
+		again, err := Parse(out, DefaultResourcePrefix)
+		if err != nil {
+			t.Fatalf("the written configuration does not parse: %v\n%s", err, out)
+		}
+		if !reflect.DeepEqual(cfg, again) {
+			t.Fatalf("round trip changed the configuration:\n%+v\n%+v", cfg, again)
+		}
+	})
+}
