@@ -415,4 +415,3 @@ func (m *Manager) adoptDevInfo() error {
 	}
 	return errors.Join(errs...)
 }
-

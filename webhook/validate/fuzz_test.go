@@ -88,7 +88,6 @@ func decodes(kind, obj string) bool {
 	return json.Unmarshal([]byte(obj), &nadv1.NetworkAttachmentDefinition{}) == nil
 }
 
-
 func ipamOf(t *testing.T, plugin []byte) json.RawMessage {
 	var p struct {
 		IPAM json.RawMessage `json:"ipam"`
