@@ -17,13 +17,13 @@ import (
 )
 
 // TestCapacityAnnotationOnRealAPIServer runs the plugin with a kubeconfig for a real
-// kube-apiserver and checks the Node annotation the extender reads, as health and allocations
+// kube-apiserver (as a user with only the plugin's chart role) and checks the Node annotation the extender reads, as health and allocations
 // change.
 func TestCapacityAnnotationOnRealAPIServer(t *testing.T) {
 	cp := controlplane.Start(t, controlplane.Options{})
 	ctx := context.Background()
 	cp.CreateNode(ctx, t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "sriov-node"}}, corev1.ResourceList{})
-	kubeconfig := cp.Kubeconfig(t, "plexus-deviceplugin")
+	kubeconfig := pluginIdentity(t, cp).Kubeconfig
 	e := startPluginWith(t, func(o *deviceplugin.Options) {
 		o.NodeName, o.Kubeconfig = "sriov-node", kubeconfig
 	})
