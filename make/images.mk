@@ -15,3 +15,6 @@ helm: ## install the helm CLI ($(HELM_VERSION)) into $(PLEXUS_CACHE)/bin
 .PHONY: test-chart
 test-chart: helm test-bins ## helm lint/template of every mode, schema refusals, server dry-run of every rendered object, skaffold.yaml check
 	$(GO) test ./test/integration/chart/...
+
+# The chart's tests need the helm CLI.
+test: helm

@@ -1,5 +1,6 @@
 // Command plexus-install-cni copies the Plexus CNI binaries (plexus, plexus-sriov, plexus-ipam)
-// from its image onto the node, as the node DaemonSet's init container: see internal/cniinstall.
+// from its image (the plexus-cni image, $KO_DATA_PATH) onto the node, as the node DaemonSet's
+// init container: see internal/cniinstall.
 package main
 
 import (
@@ -19,7 +20,7 @@ import (
 
 func main() {
 	fs := pflag.NewFlagSet("plexus-install-cni", pflag.ExitOnError)
-	from := fs.String("from", "/cni/bin", "directory of the binaries to install")
+	from := fs.String("from", dataPath(), "directory of the binaries to install (default $KO_DATA_PATH, where the image keeps them)")
 	to := fs.String("to", "/host/cni/bin", "the node's CNI bin directory (a hostPath mount)")
 	var logging cli.Logging
 	logging.AddFlags(fs)
@@ -37,4 +38,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "plexus-install-cni:", err)
 		os.Exit(1)
 	}
+}
+
+// dataPath is $KO_DATA_PATH, else ko's default.
+func dataPath() string {
+	if p := os.Getenv("KO_DATA_PATH"); p != "" {
+		return p
+	}
+	return "/var/run/ko"
 }

@@ -110,7 +110,7 @@ func TestSuite(t *testing.T) {
 	}
 	for _, c := range Suite() {
 		img := ForComponent(c, "r", "t", "/bin", Meta{})
-		if root := c.Name == "plexus-deviceplugin" || c.Name == "plexus-daemon"; (img.User == NonRoot) == root {
+		if root := c.Name == "plexus-deviceplugin" || c.Name == "plexus-daemon" || c.Name == "plexus-cni"; (img.User == NonRoot) == root {
 			t.Errorf("%s runs as %q", c.Name, img.User)
 		}
 	}

@@ -20,6 +20,8 @@ type Component struct {
 	Binaries []Binary
 	// Root: the component needs root on the node (device plugin, node daemon).
 	Root bool
+	// Env is set in the image besides PATH.
+	Env []string
 }
 
 // Binary is a command under cmd/ placed at Path in an image.
@@ -37,18 +39,25 @@ func Suite() []Component {
 		one("plexus-controller", "Plexus controller: IPAM leak reclaim, pool usage and serving certificates", false),
 		one("plexus-extender", "Plexus kube-scheduler extender: network, VF and IP pool aware filtering", false),
 		one("plexus-deviceplugin", "Plexus SR-IOV device plugin", true),
+		one("plexus-daemon", "Plexus node daemon: the CNI server and the IPAM agent", true),
 		{
-			Name: "plexus-daemon", Description: "Plexus node daemon (CNI server, IPAM agent) and the CNI binaries it installs", Root: true,
+			// Laid out as ko lays out a main with a kodata directory, so that skaffold's ko
+			// builder makes the same image: the installer, and the CNI binaries it installs in
+			// $KO_DATA_PATH.
+			Name: "plexus-cni", Description: "Installs the Plexus CNI binaries (plexus, plexus-sriov, plexus-ipam) on the node", Root: true,
+			Env: []string{"KO_DATA_PATH=" + KoDataPath},
 			Binaries: []Binary{
-				{Path: "/plexus-daemon", Command: "plexus-daemon"},
-				{Path: "/plexus-install-cni", Command: "plexus-install-cni"},
-				{Path: "/cni/bin/plexus", Command: "plexus"},
-				{Path: "/cni/bin/plexus-sriov", Command: "plexus-sriov"},
-				{Path: "/cni/bin/plexus-ipam", Command: "plexus-ipam"},
+				{Path: "/ko-app/plexus-install-cni", Command: "plexus-install-cni"},
+				{Path: KoDataPath + "/plexus", Command: "plexus"},
+				{Path: KoDataPath + "/plexus-sriov", Command: "plexus-sriov"},
+				{Path: KoDataPath + "/plexus-ipam", Command: "plexus-ipam"},
 			},
 		},
 	}
 }
+
+// KoDataPath is where ko puts a main's kodata directory.
+const KoDataPath = "/var/run/ko"
 
 // Commands are the commands under cmd/ the suite's images hold.
 func Commands(comps []Component) []string {
@@ -88,6 +97,7 @@ func ForComponent(c Component, registry, tag, binDir string, m Meta) Image {
 	if c.Root {
 		img.User = "0:0"
 	}
+	img.Env = c.Env
 	for i, b := range c.Binaries {
 		img.Files = append(img.Files, File{Path: b.Path, Source: filepath.Join(binDir, b.Command)})
 		if i == 0 {
