@@ -19,3 +19,10 @@ func TestMainFlags(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestMainLogging(t *testing.T) {
+	err := Main(context.Background(), []string{"--log-format", "xml"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `--log-format="xml"`) {
+		t.Errorf("err = %v", err)
+	}
+}
