@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,9 +23,11 @@ const calls = 200
 
 // The schedule: one call is due every interval, the two plugins alternating. Latency counts
 // from when a call was due, so a slow call makes the ones behind it late and that shows (no
-// coordinated omission). The interval is twice the median service time of a warm-up of both
-// plugins (at least minInterval), so the schedule asks for half of what one caller can do on
-// this machine at the time of the run, whatever else loads it.
+// coordinated omission). The interval is four times the median service time of a warm-up of
+// both plugins (at least minInterval), so the schedule asks for a quarter of what one caller can
+// do on this machine at the time of the run, whatever else loads it. Service times (from the
+// start of a call to its end) are reported too: on a loaded machine, queueing behind a slow call
+// hits both plugins alike, and the service times compare the plugins themselves.
 const (
 	warmup      = 10
 	minInterval = 10 * time.Millisecond
@@ -88,7 +91,7 @@ func BenchmarkADDDEL(b *testing.B) {
 }
 
 // calibrate runs ADD and DEL of each plugin on pod 0 warmup times, one after the other, and
-// returns the schedule's interval: twice the median time of one call.
+// returns the schedule's interval: four times the median time of one call.
 func calibrate(ctx context.Context, b *testing.B, n *sriovtest.Node, mk ...func(int) sriovtest.Call) time.Duration {
 	var ts []time.Duration
 	for range warmup {
@@ -104,13 +107,16 @@ func calibrate(ctx context.Context, b *testing.B, n *sriovtest.Node, mk ...func(
 			}
 		}
 	}
-	return max(minInterval, 2*pct(ts, 50)).Round(time.Millisecond)
+	return max(minInterval, 4*pct(ts, 50)).Round(time.Millisecond)
 }
 
+// timings are one plugin's latencies from due time and service times of one command.
+type timings struct{ latency, service []time.Duration }
+
 // schedule runs command for plexus-sriov and macvlan on pod i = 0..calls-1, alternating, one
-// call due every interval, and returns each plugin's latencies from due time.
-func schedule(ctx context.Context, b *testing.B, n *sriovtest.Node, interval time.Duration, command string, mk ...func(int) sriovtest.Call) [][]time.Duration {
-	lat := make([][]time.Duration, len(mk))
+// call due every interval, and returns each plugin's timings.
+func schedule(ctx context.Context, b *testing.B, n *sriovtest.Node, interval time.Duration, command string, mk ...func(int) sriovtest.Call) []timings {
+	out := make([]timings, len(mk))
 	start := time.Now()
 	k := 0
 	for i := range calls {
@@ -120,13 +126,15 @@ func schedule(ctx context.Context, b *testing.B, n *sriovtest.Node, interval tim
 			time.Sleep(time.Until(due))
 			c := m(i)
 			c.Command = command
+			began := time.Now()
 			if _, err := n.Call(ctx, c); err != nil {
 				b.Fatalf("call %d: %v", i, err)
 			}
-			lat[p] = append(lat[p], time.Since(due))
+			out[p].latency = append(out[p].latency, time.Since(due))
+			out[p].service = append(out[p].service, time.Since(began))
 		}
 	}
-	return lat
+	return out
 }
 
 func pct(ls []time.Duration, p float64) time.Duration {
@@ -136,26 +144,27 @@ func pct(ls []time.Duration, p float64) time.Duration {
 	return s[max(0, min(idx, len(s)-1))]
 }
 
-func report(b *testing.B, interval time.Duration, add, del [][]time.Duration) {
+func report(b *testing.B, interval time.Duration, add, del []timings) {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	names := []string{"plexus-sriov", "macvlan"}
-	fmt.Printf("\nADD and DEL latency over %d calls each, from when each call was due (one due every %v: twice the median call of a warm-up; plugins alternating)\n", calls, interval)
-	fmt.Printf("%-14s %10s %10s %10s %10s\n", "plugin", "ADD p50", "ADD p99", "DEL p50", "DEL p99")
-	for p, name := range names {
-		fmt.Printf("%-14s %8.2fms %8.2fms %8.2fms %8.2fms\n", name, ms(pct(add[p], 50)), ms(pct(add[p], 99)), ms(pct(del[p], 50)), ms(pct(del[p], 99)))
+	table := func(title string, pick func(timings) []time.Duration) {
+		fmt.Printf("%s\n%-14s %10s %10s %10s %10s\n", title, "plugin", "ADD p50", "ADD p99", "DEL p50", "DEL p99")
+		for p, name := range names {
+			fmt.Printf("%-14s %8.2fms %8.2fms %8.2fms %8.2fms\n", name,
+				ms(pct(pick(add[p]), 50)), ms(pct(pick(add[p]), 99)), ms(pct(pick(del[p]), 50)), ms(pct(pick(del[p]), 99)))
+		}
+		r := func(x []timings, q float64) float64 { return float64(pct(pick(x[0]), q)) / float64(pct(pick(x[1]), q)) }
+		fmt.Printf("%-14s %9.2fx %9.2fx %9.2fx %9.2fx\n", "sriov/macvlan", r(add, 50), r(add, 99), r(del, 50), r(del, 99))
+		for _, q := range []float64{50, 99} {
+			for p, name := range names {
+				b.ReportMetric(ms(pct(pick(add[p]), q)), fmt.Sprintf("%s-add-%s-p%.0f-ms", name, strings.Fields(title)[0], q))
+				b.ReportMetric(ms(pct(pick(del[p]), q)), fmt.Sprintf("%s-del-%s-p%.0f-ms", name, strings.Fields(title)[0], q))
+			}
+		}
 	}
-	ratio := func(x [][]time.Duration, q float64) float64 {
-		return float64(pct(x[0], q)) / float64(pct(x[1], q))
-	}
-	fmt.Printf("%-14s %9.2fx %9.2fx %9.2fx %9.2fx\n", "sriov/macvlan", ratio(add, 50), ratio(add, 99), ratio(del, 50), ratio(del, 99))
-	b.ReportMetric(ms(pct(add[0], 50)), "sriov-add-p50-ms")
-	b.ReportMetric(ms(pct(add[0], 99)), "sriov-add-p99-ms")
-	b.ReportMetric(ms(pct(del[0], 50)), "sriov-del-p50-ms")
-	b.ReportMetric(ms(pct(del[0], 99)), "sriov-del-p99-ms")
-	b.ReportMetric(ms(pct(add[1], 50)), "macvlan-add-p50-ms")
-	b.ReportMetric(ms(pct(add[1], 99)), "macvlan-add-p99-ms")
-	b.ReportMetric(ms(pct(del[1], 50)), "macvlan-del-p50-ms")
-	b.ReportMetric(ms(pct(del[1], 99)), "macvlan-del-p99-ms")
+	fmt.Printf("\nplexus-sriov and macvlan, %d ADDs then %d DELs each (static IPAM, one call due every %v: four times the median call of a warm-up; plugins alternating)\n", calls, calls, interval)
+	table("latency from when each call was due", func(t timings) []time.Duration { return t.latency })
+	table("service time of each call (start to end)", func(t timings) []time.Duration { return t.service })
 }
 
 func cniBinDir() string {
