@@ -82,6 +82,9 @@ func BuildPlexus(ctx context.Context, repo, outDir string, skip ...string) (*Bui
 	if len(cmds) == 0 || build(cmds...) == nil {
 		return b, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("building %v: %w", cmds, err)
+	}
 	// Something does not build: build one by one to tell which.
 	var errs []error
 	for _, n := range cmds {
