@@ -44,6 +44,10 @@ type Options struct {
 	// Isolation, when set, refuses networks of other namespaces than the pod's and the shared
 	// ones (the validating webhook refuses them too; refusing here keeps the two answers equal).
 	Isolation *nadcache.Isolation
+	// SchedulerName, when set, is given to pods that select networks and leave the choice of
+	// scheduler to the default ("" or default-scheduler): the second kube-scheduler that calls
+	// the extender (the chart's scheduler.mode secondary). A pod naming another scheduler keeps it.
+	SchedulerName string
 }
 
 func (o *Options) setDefaults() {
@@ -109,7 +113,21 @@ func (in *Injector) Inject(pod *corev1.Pod, namespace string) ([]jsonpatch.Opera
 	}
 	ops = append(ops, selOps...)
 	ops = append(ops, volume(pod)...)
+	ops = append(ops, in.scheduler(pod)...)
 	return ops, nil
+}
+
+// scheduler hands the pod to Options.SchedulerName when it left the choice to the default.
+func (in *Injector) scheduler(pod *corev1.Pod) []jsonpatch.Operation {
+	name := pod.Spec.SchedulerName
+	if in.opts.SchedulerName == "" || name == in.opts.SchedulerName || (name != "" && name != corev1.DefaultSchedulerName) {
+		return nil
+	}
+	op := "replace"
+	if name == "" {
+		op = "add"
+	}
+	return []jsonpatch.Operation{{Operation: op, Path: "/spec/schedulerName", Value: in.opts.SchedulerName}}
 }
 
 // resources counts the device resources per container and patches requests and limits.
