@@ -53,6 +53,8 @@ type Options struct {
 	// SharedNamespaces hold NADs every namespace may select under isolation; Main's default
 	// is ["default"].
 	SharedNamespaces []string
+	// SchedulerName, when set, is given to pods that select networks (see inject.Options).
+	SchedulerName string
 	// Log is the logger; default logr.Discard().
 	Log logr.Logger
 }
@@ -72,6 +74,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringSliceVar(&o.ResourceNameKeys, "resource-name-keys", []string{network.ResourceNameAnnotation}, "NAD annotations naming the device resource, first set wins")
 	fs.BoolVar(&o.HonorResources, "honor-resources", false, "add the networks' devices to a resource the container already sets, instead of leaving it")
 	fs.BoolVar(&o.NamespaceIsolation, "namespace-isolation", true, "refuse pods selecting NetworkAttachmentDefinitions of another namespace, unless it is shared")
+	fs.StringVar(&o.SchedulerName, "scheduler-name", "", "schedulerName given to pods that select networks and use the default scheduler (the chart's second scheduler); empty leaves it")
 	fs.StringSliceVar(&o.SharedNamespaces, "shared-namespaces", []string{"default"}, "namespaces whose NetworkAttachmentDefinitions pods of every namespace may select under --namespace-isolation")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -123,7 +126,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	srv, err := server.New(server.Options{
 		Host: o.Host, Port: o.Port, CertFile: o.CertFile, KeyFile: o.KeyFile, CertPollInterval: o.CertPollInterval,
-		Mutator:       inject.New(cache, inject.Options{ResourceNameKeys: o.ResourceNameKeys, HonorResources: o.HonorResources, Isolation: iso}),
+		Mutator:       inject.New(cache, inject.Options{ResourceNameKeys: o.ResourceNameKeys, HonorResources: o.HonorResources, Isolation: iso, SchedulerName: o.SchedulerName}),
 		Validator:     validate.New(cache, validate.Options{Isolation: iso}),
 		Ready:         cache.Synced,
 		Registry:      reg,
