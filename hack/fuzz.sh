@@ -32,12 +32,21 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 echo "fuzz: ${#targets[@]} targets, $FUZZTIME each"
 failed=()
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"
 	echo "=== $pkg $name"
-	if ! $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg"; then
-		failed+=("$pkg $name")
+	if $GO test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg" 2>&1 | tee "$out"; [ "${PIPESTATUS[0]}" -eq 0 ]; then
+		continue
 	fi
+	# On a loaded machine Go's coordinator can miss its own deadline while stopping the
+	# workers ("context deadline exceeded" with no input written): that is no finding.
+	if grep -q 'context deadline exceeded' "$out" && ! grep -q 'Failing input written' "$out"; then
+		echo "fuzz: $name: the fuzzing engine overran its deadline while stopping (machine load); no failing input, not a finding"
+		continue
+	fi
+	failed+=("$pkg $name")
 done
 if [ ${#failed[@]} -gt 0 ]; then
 	printf 'fuzz: findings in:\n' >&2
