@@ -123,7 +123,7 @@ func TestDownAfterCrash(t *testing.T) {
 		t.Fatalf("building plexus-sandbox: %v %s", err, out)
 	}
 	dir := filepath.Join(os.TempDir(), "plexus-e2e-crash")
-	up := exec.CommandContext(ctx, bin, "up", "-name", "crash", "-dir", dir, "-nodes", "2", "-network-id", "5", "-images=false")
+	up := exec.CommandContext(ctx, bin, "up", "--name", "crash", "--dir", dir, "--nodes", "2", "--network-id", "5", "--images=false")
 	var log bytes.Buffer
 	up.Stdout, up.Stderr = &log, &log
 	if err := up.Start(); err != nil {

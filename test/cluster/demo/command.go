@@ -2,12 +2,16 @@ package demo
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
+
+	"github.com/plexus-project/plexus/internal/cli"
 
 	"github.com/plexus-project/plexus/test/cluster"
 	"github.com/plexus-project/plexus/test/repo"
@@ -22,14 +26,16 @@ commands:
          (DEMO_EXIT=1: check, tear down and exit instead of waiting)
 `
 
-// Main runs the plexus-sandbox command line args and returns the process exit code.
-func Main(ctx context.Context, args []string, out io.Writer) int {
-	if len(args) == 0 {
+// Main runs the plexus-sandbox command line args, reporting to out and logging to errOut, and
+// returns the process exit code.
+func Main(ctx context.Context, args []string, out, errOut io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprint(out, usage)
 		return 2
 	}
 	var opts cluster.Options
-	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs := pflag.NewFlagSet(args[0], pflag.ContinueOnError)
+	fs.SetOutput(errOut)
 	fs.StringVar(&opts.Name, "name", "", "cluster name (default plexus)")
 	fs.StringVar(&opts.Dir, "dir", "", "state directory (default $PLEXUS_CACHE/sandbox/<name>)")
 	fs.IntVar(&opts.Nodes, "nodes", 0, "worker nodes (default 2)")
@@ -37,17 +43,21 @@ func Main(ctx context.Context, args []string, out io.Writer) int {
 	fs.IntVar(&opts.NetworkID, "network-id", 0, "address block 0-15, for clusters side by side")
 	sriov := fs.Bool("sriov", true, "give every node emulated SR-IOV NICs (2 PFs with 4 VFs each)")
 	images := fs.Bool("images", true, "up: build cmd/ and import an image per Plexus command into every node")
-	fs.Func("audit-user", "write the API server's audit log (<dir>/logs/audit.log) of this user's requests, at the Metadata level; repeat for more users (e.g. system:serviceaccount:kube-system:plexus-daemon)", func(u string) error {
-		opts.AuditUsers = append(opts.AuditUsers, u)
-		return nil
-	})
+	fs.StringArrayVar(&opts.AuditUsers, "audit-user", nil, "write the API server's audit log (<dir>/logs/audit.log) of this user's requests, at the Metadata level; repeat for more users (e.g. system:serviceaccount:kube-system:plexus-daemon)")
+	logging := cli.Logging{Verbosity: envVerbosity()}
+	logging.AddFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
+	log, err := logging.Logger(errOut)
+	if err != nil {
+		fmt.Fprintln(errOut, err)
+		return 2
+	}
+	ctx = logr.NewContext(ctx, log)
 	if *sriov {
 		opts.SRIOV = &cluster.SRIOVOptions{}
 	}
-	var err error
 	switch args[0] {
 	case "up":
 		err = up(ctx, opts, *images, out)
@@ -101,4 +111,10 @@ func up(ctx context.Context, opts cluster.Options, images bool, out io.Writer) e
 		fmt.Fprintf(out, "audit log of %v: %s\n", opts.AuditUsers, c.AuditLogPath())
 	}
 	return nil
+}
+
+// envVerbosity is $PLEXUS_V, --v's default (the make targets pass no flags).
+func envVerbosity() int {
+	v, _ := strconv.Atoi(os.Getenv("PLEXUS_V"))
+	return v
 }
