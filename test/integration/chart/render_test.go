@@ -136,6 +136,10 @@ func checkWebhook(t *testing.T, objs []*unstructured.Unstructured, m mode) {
 func checkScheduler(t *testing.T, objs []*unstructured.Unstructured, m mode) {
 	t.Helper()
 	sched, ext := find(objs, "Deployment", "plexus-scheduler"), find(objs, "Deployment", "plexus-extender")
+	webhookArgs, _, _ := unstructured.NestedSlice(container(t, find(objs, "Deployment", "plexus-webhook"), "webhook"), "args")
+	if handsOver := slices.Contains(webhookArgs, any("--scheduler-name=plexus-scheduler")); handsOver != (m.scheduler == "secondary") {
+		t.Errorf("the webhook sets schedulerName on pods: %v in scheduler mode %s", handsOver, m.scheduler)
+	}
 	switch m.scheduler {
 	case "secondary":
 		if sched == nil || ext != nil {
