@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -61,14 +61,11 @@ func Build(img Image) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Ref, err)
 	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(layerTar)), nil
-	}, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", img.Ref, err)
-	}
+	// Uncompressed: the archive is imported on this machine, and gzip would cost more time
+	// than the bytes it saves.
+	layer := static.NewLayer(layerTar, types.OCIUncompressedLayer)
 	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	out, err := mutate.Append(base, mutate.Addendum{Layer: layer, MediaType: types.OCILayer})
+	out, err := mutate.Append(base, mutate.Addendum{Layer: layer, MediaType: types.OCIUncompressedLayer})
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", img.Ref, err)
 	}
