@@ -109,14 +109,16 @@ func Run(ctx context.Context, o Options) error {
 		Help: "Requests the webhook made to the API server, by verb (GET, POST, ...); watches count once when opened.",
 	}, []string{"verb"})
 	reg.MustRegister(counter)
+	// Scrapers' TokenReviews and SubjectAccessReviews go through the plain config: the counter
+	// measures what admission costs the API server.
+	metricsFilter, err := metricsauth.Filter(cfg, o.Log.WithName("metrics"))
+	if err != nil {
+		return err
+	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt, requests: counter} })
 
 	cache, err := nadcache.New(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	metricsFilter, err := metricsauth.Filter(cfg, o.Log.WithName("metrics"))
 	if err != nil {
 		return err
 	}
