@@ -104,7 +104,9 @@ func (f *fakeAPI) WriteStatus(_ context.Context, _ *corev1.Pod, st []network.Sta
 	return nil
 }
 
-func (f *fakeAPI) Warn(_ *corev1.Pod, reason, msg string) { f.events = append(f.events, reason+": "+msg) }
+func (f *fakeAPI) Warn(_ *corev1.Pod, reason, msg string) {
+	f.events = append(f.events, reason+": "+msg)
+}
 
 type fakeDevices map[string][]string
 
@@ -165,7 +167,7 @@ func newFixture(t *testing.T, annotations map[string]string) *fixture {
 
 func addCall(id string) *Call {
 	return &Call{Command: "ADD", ContainerID: id, Netns: "/var/run/netns/x", IfName: "eth0",
-		Args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=p;K8S_POD_UID=u1",
+		Args:   "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns1;K8S_POD_NAME=p;K8S_POD_UID=u1",
 		Config: []byte(`{"cniVersion":"1.0.0","name":"plexus","type":"plexus","runtimeConfig":{"portMappings":[{"hostPort":8080,"containerPort":80,"protocol":"tcp"}]}}`)}
 }
 
@@ -361,5 +363,25 @@ func TestParseArgs(t *testing.T) {
 	want := [][2]string{{"IgnoreUnknown", "true"}, {"K8S_POD_NAMESPACE", "ns"}, {"K8S_POD_NAME", "p"}, {"K8S_POD_UID", "u"}, {"BLAHBLAH", "foo=bar"}}
 	if !slices.Equal(p.Args, want) {
 		t.Errorf("args = %v, want %v", p.Args, want)
+	}
+}
+
+func TestDefaultNetworkAnnotationReplacesTheClusterNetwork(t *testing.T) {
+	f := newFixture(t, map[string]string{network.DefaultNetworkAnnotation: "alt", network.NetworksAnnotation: "mv"})
+	if _, err := f.a.Add(context.Background(), addCall("c1")); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range f.dels.ops("ADD") {
+		fields := strings.Fields(c)
+		got = append(got, fields[1]+" "+fields[2])
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"eth0 ptp", "net1 macvlan"}) {
+		t.Errorf("ADDs = %v, want eth0 from NAD ns1/alt (ptp) instead of the cluster network", got)
+	}
+	st := f.api.statuses[0]
+	if st[0].Name != "ns1/alt" || !st[0].Default {
+		t.Errorf("network-status[0] = %+v, want ns1/alt as the default", st[0])
 	}
 }

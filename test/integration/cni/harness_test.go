@@ -455,4 +455,6 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-func keyOf(pod *corev1.Pod) k8stypes.NamespacedName { return k8stypes.NamespacedName{Namespace: pod.Namespace, Name: pod.Name} }
+func keyOf(pod *corev1.Pod) k8stypes.NamespacedName {
+	return k8stypes.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}
+}
