@@ -81,6 +81,11 @@ func (e *env) testAddDel(t *testing.T) {
 					t.Errorf("CHECK right after ADD: %v", err)
 				}
 			}
+			if v == "1.1.0" {
+				if _, err := a.call(ctx, t, "STATUS", nil); err != nil {
+					t.Errorf("STATUS: %v", err)
+				}
+			}
 			hostVFUnchanged(t, n, n.VFs[0]) // the other VF
 
 			a.mustDel(ctx, t)
