@@ -60,6 +60,8 @@ func TestRotationWithoutAdmissionOutage(t *testing.T) {
 	ctrllog.SetLogger(logr.Discard())
 	life := lifetime(t)
 	cp := controlplane.Start(t, controlplane.Options{})
+	// Cleanups run last-registered first: everything below stops before the served files go.
+	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	c := cp.Client
@@ -91,16 +93,19 @@ func TestRotationWithoutAdmissionOutage(t *testing.T) {
 	assertInjected(ctx, t, c)
 
 	// Serve the Secret's pair from files, as kubelet projects a mounted Secret.
-	dir := t.TempDir()
 	syncSecretFiles(ctx, t, c, dir)
+	webhookCtx, stopWebhook := context.WithCancel(ctx)
+	webhookDone := make(chan struct{})
 	go func() {
-		err := app.Run(ctx, app.Options{RESTConfig: cp.Config, Listener: ln,
+		defer close(webhookDone)
+		err := app.Run(webhookCtx, app.Options{RESTConfig: cp.Config, Listener: ln,
 			CertFile: filepath.Join(dir, "tls.crt"), KeyFile: filepath.Join(dir, "tls.key"), CertPollInterval: time.Second,
 			Log: testr.NewWithOptions(t, testr.Options{Verbosity: 0})})
-		if err != nil && ctx.Err() == nil {
+		if err != nil && webhookCtx.Err() == nil {
 			t.Errorf("webhook: %v", err)
 		}
 	}()
+	t.Cleanup(func() { stopWebhook(); <-webhookDone })
 	if err := c.Create(ctx, &nadv1.NetworkAttachmentDefinition{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "sriov-net", Annotations: map[string]string{network.ResourceNameAnnotation: resourceName}},
 		Spec:       nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"1.0.0","name":"sriov-net","type":"plexus-sriov"}`},
@@ -145,6 +150,7 @@ func startCertsController(ctx context.Context, t *testing.T, cp *controlplane.Co
 	if err := certsreconciler.SetupWithManager(mgr, opts); err != nil {
 		t.Fatal(err)
 	}
+	ctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -152,7 +158,7 @@ func startCertsController(ctx context.Context, t *testing.T, cp *controlplane.Co
 			t.Errorf("manager: %v", err)
 		}
 	}()
-	t.Cleanup(func() { <-done })
+	t.Cleanup(func() { stop(); <-done })
 }
 
 // assertInjected waits until both configurations carry the CA that signed the serving Secret.
@@ -193,7 +199,7 @@ func assertInjected(ctx context.Context, t *testing.T, c client.Client) {
 }
 
 // syncSecretFiles writes the serving Secret's tls.crt and tls.key into dir now and whenever it
-// changes (each file replaced atomically, as kubelet's atomic writer does).
+// changes, the way kubelet updates a mounted Secret.
 func syncSecretFiles(ctx context.Context, t *testing.T, c client.Client, dir string) {
 	t.Helper()
 	var last string
@@ -205,14 +211,27 @@ func syncSecretFiles(ctx context.Context, t *testing.T, c client.Client, dir str
 		if v := s.ResourceVersion; v == last {
 			return nil
 		}
+		// As kubelet's atomic writer: the pair goes into a new directory, then one rename of the
+		// ..data symlink switches both files at once.
+		gen := filepath.Join(dir, "..gen-"+s.ResourceVersion)
+		if err := os.MkdirAll(gen, 0o700); err != nil {
+			return err
+		}
 		for _, k := range []string{"tls.key", "tls.crt"} {
-			tmp := filepath.Join(dir, "."+k)
-			if err := os.WriteFile(tmp, s.Data[k], 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(gen, k), s.Data[k], 0o600); err != nil {
 				return err
 			}
-			if err := os.Rename(tmp, filepath.Join(dir, k)); err != nil {
+			if err := os.Symlink(filepath.Join("..data", k), filepath.Join(dir, k)); err != nil && !os.IsExist(err) {
 				return err
 			}
+		}
+		tmp := filepath.Join(dir, "..data_tmp")
+		_ = os.Remove(tmp)
+		if err := os.Symlink(filepath.Base(gen), tmp); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, "..data")); err != nil {
+			return err
 		}
 		last = s.ResourceVersion
 		return nil
@@ -220,12 +239,18 @@ func syncSecretFiles(ctx context.Context, t *testing.T, c client.Client, dir str
 	if err := write(); err != nil {
 		t.Fatal(err)
 	}
+	ctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		for ctx.Err() == nil {
 			time.Sleep(500 * time.Millisecond)
-			_ = write()
+			if err := write(); err != nil && ctx.Err() == nil {
+				t.Logf("syncing the serving Secret's files: %v", err)
+			}
 		}
 	}()
+	t.Cleanup(func() { stop(); <-done })
 }
 
 // networkPod selects the SR-IOV network; the webhook must add the device resource.
