@@ -39,7 +39,7 @@ func (h *blockingHandler) Check(context.Context, *attach.Call) error {
 	return types.NewError(types.ErrInternal, "interface net1 is missing from the pod", "")
 }
 func (h *blockingHandler) GC(context.Context, *attach.Call) error { return nil }
-func (h *blockingHandler) Status(context.Context) error          { return nil }
+func (h *blockingHandler) Status(context.Context) error           { return nil }
 
 func start(t *testing.T, opts Options, h Handler) (*Server, *Metrics) {
 	t.Helper()
