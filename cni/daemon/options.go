@@ -61,7 +61,7 @@ func (o *CNIOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.GlobalNamespaces, "cni-global-namespaces", []string{"default"}, "namespaces whose NetworkAttachmentDefinitions every pod may select (comma-separated)")
 	fs.StringVar(&o.PodResourcesSocket, "pod-resources-socket", attach.DefaultPodResourcesSocket, "kubelet's PodResources API socket (devices of networks with a resourceName)")
 	fs.StringVar(&o.DevinfoDir, "devinfo-dir", devinfo.DefaultDir, "directory of the device-info files (device-info in network-status)")
-	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", "127.0.0.1:8093", `address of the CNI server's Prometheus /metrics ("0": none); keep it on loopback unless a proxy authenticates`)
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", "127.0.0.1:8093", `address of the CNI server's Prometheus /metrics, HTTPS for callers the API server authenticates and authorizes for get /metrics ("0": none)`)
 }
 
 // Validate checks the options for a run.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +29,7 @@ import (
 	"github.com/plexus-project/plexus/cni/network"
 	"github.com/plexus-project/plexus/cni/server"
 	"github.com/plexus-project/plexus/deviceplugin/devinfo"
+	"github.com/plexus-project/plexus/internal/metricsauth"
 	"github.com/plexus-project/plexus/ipam/agent"
 )
 
@@ -128,9 +130,7 @@ func startCNI(ctx context.Context, g *errgroup.Group, ipam agent.Options, o CNIO
 	g.Go(func() error { return writer.Run(ctx) })
 	g.Go(func() error { return srv.Serve(ctx, ln) })
 	if o.MetricsAddr != "" && o.MetricsAddr != "0" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		if err := serveHTTP(ctx, g, o.MetricsAddr, mux); err != nil {
+		if err := serveMetrics(ctx, g, o.MetricsAddr, cfg, reg); err != nil {
 			return nil, fmt.Errorf("metrics (set --metrics-bind-address): %w", err)
 		}
 	}
@@ -185,12 +185,37 @@ func probes(checks []check) http.Handler {
 	return mux
 }
 
+// serveMetrics serves reg's /metrics over TLS (a self-signed certificate) to callers the API
+// server authenticates and authorizes for get on /metrics (internal/metricsauth).
+func serveMetrics(ctx context.Context, g *errgroup.Group, addr string, cfg *rest.Config, reg *prometheus.Registry) error {
+	filter, err := metricsauth.Filter(cfg, logr.FromContextOrDiscard(ctx).WithName("metrics"))
+	if err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	tlsCfg, err := metricsauth.SelfSignedTLS(host)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", filter(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	return serve(ctx, g, tls.NewListener(ln, tlsCfg), mux)
+}
+
 // serveHTTP serves h on addr in g until ctx ends.
 func serveHTTP(ctx context.Context, g *errgroup.Group, addr string, h http.Handler) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
+	return serve(ctx, g, ln, h)
+}
+
+func serve(ctx context.Context, g *errgroup.Group, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	g.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
