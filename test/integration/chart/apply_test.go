@@ -65,6 +65,25 @@ func TestServerDryRun(t *testing.T) {
 			if got := strings.Count(out.String(), "(server dry run)"); got != want {
 				t.Fatalf("the API server accepted %d objects, the chart renders %d:\n%s", got, want, out.String())
 			}
+
+			// helm install against the same API server (dry run) renders NOTES.txt for the mode.
+			notes, err := helm(t, append([]string{"install", "plexus", chartDir(t), "--namespace", namespace,
+				"--kubeconfig", kubeconfig, "--dry-run=server", "--skip-crds"}, m.args()...)...)
+			if err != nil {
+				t.Fatalf("helm install --dry-run=server: %v\n%s", err, notes)
+			}
+			wantNotes := map[string]string{
+				"secondary":     `scheduled by "plexus-scheduler"`,
+				"extender-only": "filterVerb: filter",
+				"none":          "No extender",
+				"self-managed":  "plexus-controller keeps Secret plexus-system/plexus-webhook-tls",
+				"cert-manager":  "cert-manager issues Secret plexus-system/plexus-webhook-tls",
+			}
+			for _, key := range []string{m.scheduler, m.certs} {
+				if !strings.Contains(notes, "NOTES:") || !strings.Contains(notes, wantNotes[key]) {
+					t.Errorf("NOTES.txt in mode %s lacks %q:\n%s", m, wantNotes[key], notes[strings.Index(notes, "NOTES:")+1:])
+				}
+			}
 		})
 	}
 }
