@@ -190,6 +190,12 @@ func (c *Cluster) startHolder(ctx context.Context, n *Node) error {
 	var sh strings.Builder
 	sh.WriteString("set -e\n")
 	fmt.Fprintf(&sh, "hostname %q\n", n.Name)
+	for _, p := range sharedBinds {
+		// The host's own mount there (iproute2 bind-mounts /run/netns onto itself), copied
+		// private into this namespace, would sit under the node's: containerd checks the
+		// first mount it finds at the path, so the node's must be the only one.
+		fmt.Fprintf(&sh, "while mountpoint -q %q; do umount -l %q; done\n", p, p)
+	}
 	for _, p := range nodeBinds {
 		fmt.Fprintf(&sh, "mount --bind %q %q\n", n.HostPath(p), p)
 	}
