@@ -86,7 +86,13 @@ func ParseAllocation(s string) (Allocation, error) {
 			}
 			mt := metav1.NewTime(t)
 			a.ReservedUntil = &mt
+		default:
+			// Kept as malformed rather than dropped on the next write of the block.
+			return Allocation{}, fmt.Errorf("allocation %q: unknown key %q", s, k)
 		}
+	}
+	if a.Pool == "" {
+		return Allocation{}, fmt.Errorf("allocation %q names no pool", s)
 	}
 	return a, nil
 }

@@ -138,8 +138,6 @@ type Allocation struct {
 
 // IPBlock is a block of addresses claimed by one node.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.spec.allocations) || !isCIDR(self.spec.cidr) || self.spec.allocations.all(k, !isIP(k) || cidr(self.spec.cidr).containsIP(k))",message="every address of spec.allocations must be inside spec.cidr"
-//
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=ipblock
 // +kubebuilder:printcolumn:name="Network",type=string,JSONPath=`.spec.network`
