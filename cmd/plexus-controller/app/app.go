@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	certsreconciler "github.com/plexus-project/plexus/certs/reconciler"
 	"github.com/plexus-project/plexus/internal/cli"
 	ipamv1alpha1 "github.com/plexus-project/plexus/ipam/api/v1alpha1"
 	ipamreconciler "github.com/plexus-project/plexus/ipam/reconciler"
@@ -39,6 +40,8 @@ type Options struct {
 	ProbeAddr string
 	// ReclaimInterval is how often every IP block is re-examined (0: ipam/reconciler's default).
 	ReclaimInterval time.Duration
+	// Certs are the --certs-* flags of the self-managed certificate mode (certs/reconciler).
+	Certs certsreconciler.Flags
 }
 
 // AddFlags registers the options on fs with their defaults.
@@ -50,6 +53,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "", "directory with tls.crt and tls.key for the metrics endpoint (default: a self-signed pair)")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", `address of /healthz and /readyz ("0": none)`)
 	fs.DurationVar(&o.ReclaimInterval, "ipam-reclaim-interval", 0, "how often every IP block is re-examined for leaks (default 15s)")
+	o.Certs.AddFlags(fs)
 }
 
 // Main parses args (without the program name) and runs the manager until ctx ends; logs go to
@@ -113,6 +117,13 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	setups := []func(ctrl.Manager) error{
 		func(m ctrl.Manager) error {
 			return ipamreconciler.SetupWithManager(m, ipamreconciler.Options{Interval: o.ReclaimInterval})
+		},
+		func(m ctrl.Manager) error {
+			certs, enabled, err := o.Certs.Options()
+			if !enabled || err != nil {
+				return err
+			}
+			return certsreconciler.SetupWithManager(m, certs)
 		},
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {

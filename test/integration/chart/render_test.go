@@ -229,3 +229,7 @@ func container(t *testing.T, workload *unstructured.Unstructured, name string) m
 	t.Fatalf("%s has no container %s", workload.GetName(), name)
 	return nil
 }
+
+func nestedSlice(obj map[string]any, fields ...string) ([]any, bool, error) {
+	return unstructured.NestedSlice(obj, fields...)
+}
