@@ -30,6 +30,7 @@ import (
 
 	"github.com/plexus-project/plexus/cni/network"
 	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
+	"github.com/plexus-project/plexus/ipam/config"
 	"github.com/plexus-project/plexus/test/controlplane"
 )
 
@@ -145,10 +146,12 @@ func (e *env) createNAD(ctx context.Context, name, config string, annotations ma
 	}
 }
 
-// ipamConf is a plexus-ipam section allocating from cidr through the daemon's IPAM agent.
+// ipamConf is a plexus-ipam section allocating from cidr. The node's settings (its name, the
+// IPAM agent's directory) come from the node configuration the daemon writes
+// (--ipam-node-config), found through PLEXUS_IPAM_NODE_CONFIG in the daemon's environment,
+// which the delegates inherit, as on a node.
 func (e *env) ipamConf(cidr string) string {
-	return fmt.Sprintf(`{"type":"plexus-ipam","range":%q,"lock_dir":%q,"kubernetes":{"kubeconfig":%q}}`,
-		cidr, filepath.Join(e.dir, "ipam"), e.kubeconfig)
+	return fmt.Sprintf(`{"type":"plexus-ipam","range":%q}`, cidr)
 }
 
 // hostLocalConf is a host-local section in the env's data dir.
@@ -173,7 +176,7 @@ func (e *env) startDaemon(extra ...string) *daemon {
 	d := &daemon{log: filepath.Join(e.dir, fmt.Sprintf("daemon-%d.log", time.Now().UnixNano())), probes: probes,
 		socketDir: filepath.Join(e.dir, "sock"), exited: make(chan struct{})}
 	args := append([]string{"--node-name", node, "--kubeconfig", e.kubeconfig,
-		"--ipam-dir", filepath.Join(e.dir, "ipam"), "--health-probe-bind-address", probes, "--metrics-bind-address", "0",
+		"--ipam-dir", filepath.Join(e.dir, "ipam"), "--ipam-node-config", filepath.Join(e.dir, "ipam.json"), "--health-probe-bind-address", probes, "--metrics-bind-address", "0",
 		"--cni-server", "--cni-socket-dir", d.socketDir, "--cni-conf-dir", e.confDir,
 		"--cni-bin-dir", strings.Join(e.pluginDirs, ","), "--cni-state-dir", filepath.Join(e.dir, "state"),
 		"--pod-resources-socket", filepath.Join(e.dir, "no-kubelet.sock"), "--devinfo-dir", filepath.Join(e.dir, "devinfo"), "-v", "1"}, extra...)
@@ -183,7 +186,7 @@ func (e *env) startDaemon(extra ...string) *daemon {
 	}
 	d.cmd = exec.Command(filepath.Join(binDir, "plexus-daemon"), args...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	d.cmd.Env = append(os.Environ(), "NODE_NAME="+node)
+	d.cmd.Env = append(os.Environ(), "NODE_NAME="+node, config.NodeConfigEnv+"="+filepath.Join(e.dir, "ipam.json"))
 	if err := d.cmd.Start(); err != nil {
 		e.t.Fatal(err)
 	}
