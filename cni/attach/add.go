@@ -77,8 +77,9 @@ func (a *Attacher) Add(ctx context.Context, c *Call) ([]byte, error) {
 		if rerr := a.detach(ctx, entry, c.Netns); rerr != nil {
 			err = fmt.Errorf("%w; undoing the attachments made also failed: %v (a DEL of the container retries)", err, rerr)
 		}
-		a.fail(ctx, pod, "ADD", reasonOf(err), err)
-		return nil, asCNIError(err)
+		cerr := asCNIError(err)
+		a.fail(ctx, pod, "ADD", reasonOf(err), cerr)
+		return nil, cerr
 	}
 	def, err := results[0].GetAsVersion(conf.CNIVersion)
 	if err != nil {
@@ -218,8 +219,7 @@ func (a *Attacher) fail(ctx context.Context, pod *corev1.Pod, command, reason st
 	}
 	if pod != nil && a.host.Reporter != nil {
 		msg := err.Error()
-		var ce *types.Error
-		if errors.As(err, &ce) {
+		if ce, ok := err.(*types.Error); ok {
 			msg = ce.Msg
 			if ce.Details != "" {
 				msg += " (" + ce.Details + ")"

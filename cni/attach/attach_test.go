@@ -150,14 +150,14 @@ func newFixture(t *testing.T, annotations map[string]string) *fixture {
 		nads: map[string]*nadv1.NetworkAttachmentDefinition{
 			"ns1/mv":        nad("ns1", "mv", `{"cniVersion":"1.0.0","type":"macvlan","master":"eth1"}`, nil),
 			"ns1/br":        nad("ns1", "br", `{"cniVersion":"0.4.0","type":"bridge"}`, nil),
-			"ns1/bad":       nad("ns1", "bad", `{"cniVersion":"1.0.0","type":"failing"}`, nil),
+			"ns1/bad":       nad("ns1", "bad", `{"cniVersion":"1.0.0","type":"failing","master":"nosuch0"}`, nil),
 			"ns1/sriov":     nad("ns1", "sriov", `{"type":"plexus-sriov"}`, map[string]string{network.ResourceNameAnnotation: "intel.com/vf"}),
 			"default/glob":  nad("default", "glob", `{"cniVersion":"1.0.0","type":"macvlan"}`, nil),
 			"other/private": nad("other", "private", `{"cniVersion":"1.0.0","type":"macvlan"}`, nil),
 			"ns1/alt":       nad("ns1", "alt", `{"cniVersion":"1.0.0","type":"ptp"}`, nil),
 		},
 	}
-	f := &fixture{dels: &fakeDelegates{fail: map[string]string{"failing": `failed to lookup master "nosuch0": Link not found`}, failDel: map[string]bool{}},
+	f := &fixture{dels: &fakeDelegates{fail: map[string]string{"failing": `plugin type="failing" failed (add): Link not found`}, failDel: map[string]bool{}},
 		api: api, netns: &fakeNetns{}, store: &cache.Store{Dir: t.TempDir()}}
 	f.a = New(Options{NodeName: "node1", BinDirs: []string{"/opt/cni/bin"}, NamespaceIsolation: true, GlobalNamespaces: []string{"default"}},
 		Host{Delegates: f.dels, Pods: api, NADs: api, Reporter: api, Devices: fakeDevices{"intel.com/vf": {"0000:af:06.0", "0000:af:06.1"}},
@@ -302,7 +302,7 @@ func TestFailedADDRollsBackInReverse(t *testing.T) {
 	if len(f.api.statuses) != 0 {
 		t.Errorf("a network-status was written for a failed ADD: %v", f.api.statuses)
 	}
-	if len(f.api.events) != 1 || !strings.HasPrefix(f.api.events[0], EventReason+": network ns1/bad") {
+	if len(f.api.events) != 1 || !strings.HasPrefix(f.api.events[0], EventReason+": network ns1/bad (plugin failing, interface net2): master interface nosuch0 not found on node node1") {
 		t.Errorf("events = %v", f.api.events)
 	}
 }

@@ -75,7 +75,7 @@ func (a *Attacher) delOne(ctx context.Context, containerID, netns string, att *c
 		return fmt.Errorf("network %s (interface %s): the cached config does not parse: %w", att.Network, att.IfName, err)
 	}
 	if err := a.host.Delegates.DelNetworkList(ctx, list, a.runtimeConf(containerID, netns, att)); err != nil {
-		cause, _ := a.explain(err.Error())
+		cause, _ := a.explainIn(list, err.Error())
 		return fmt.Errorf("network %s (plugin %s, interface %s): DEL failed: %s", att.Network, typesOf(list), att.IfName, cause)
 	}
 	return nil

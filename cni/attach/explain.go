@@ -1,11 +1,13 @@
 package attach
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 
+	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 )
 
@@ -46,13 +48,38 @@ var explanations = []explanation{
 
 // explain gives the actionable words and the reason label for a raw plugin error.
 func (a *Attacher) explain(raw string) (cause, reason string) {
+	return a.explainIn(nil, raw)
+}
+
+// explainIn is explain knowing the delegate's config: a bare "Link not found" from a plugin
+// whose config names a master is about that master (macvlan, ipvlan and vlan say no more).
+func (a *Attacher) explainIn(list *libcni.NetworkConfigList, raw string) (cause, reason string) {
 	bins := strings.Join(a.opts.BinDirs, ":")
 	for _, x := range explanations {
 		if m := x.re.FindStringSubmatch(raw); m != nil {
 			return x.say(m, a.opts.NodeName, bins) + " (plugin said: " + raw + ")", x.reason
 		}
 	}
+	if master := masterOf(list); master != "" && strings.Contains(raw, "Link not found") {
+		return fmt.Sprintf("master interface %s not found on node %s: create it there, or fix \"master\" in the NetworkAttachmentDefinition (plugin said: %s)", master, a.opts.NodeName, raw), "master-not-found"
+	}
 	return raw, "plugin-error"
+}
+
+// masterOf is the "master" of the first plugin of list that has one.
+func masterOf(list *libcni.NetworkConfigList) string {
+	if list == nil {
+		return ""
+	}
+	for _, p := range list.Plugins {
+		var c struct {
+			Master string `json:"master"`
+		}
+		if json.Unmarshal(p.Bytes, &c) == nil && c.Master != "" {
+			return c.Master
+		}
+	}
+	return ""
 }
 
 // describe fills in the words of every attachError inside err.
@@ -66,7 +93,7 @@ func (a *Attacher) describe(err error) error {
 	for _, e := range errs {
 		var ae *attachError
 		if errors.As(e, &ae) && ae.cause == "" {
-			ae.cause, ae.reason = a.explain(ae.err.Error())
+			ae.cause, ae.reason = a.explainIn(ae.d.list, ae.err.Error())
 		}
 	}
 	return err
