@@ -120,7 +120,10 @@ func (e *env) nodeDir(node string) string {
 func start(t *testing.T) *env {
 	t.Helper()
 	cp := controlplane.Start(t, controlplane.Options{Scheme: scheme()})
-	return &env{cp: cp, kubeconfig: cp.Kubeconfig(t, "plexus-ipam"), lockDir: t.TempDir(), confDir: t.TempDir()}
+	e := &env{cp: cp, lockDir: t.TempDir(), confDir: t.TempDir()}
+	// The plugin and the agents run as plexus-ipam with its role, not as system:masters.
+	e.kubeconfig = e.kubeconfigAs(t, "plexus-ipam", "plexus-ipam")
+	return e
 }
 
 // netconf is a network configuration whose ipam section is ipam. What a node decides (its name,
@@ -252,7 +255,7 @@ func (e *env) startController(t *testing.T, args ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv := append([]string{"--kubeconfig", e.cp.Kubeconfig(t, "plexus-controller"),
+	argv := append([]string{"--kubeconfig", e.kubeconfigAs(t, "plexus-controller", "plexus-controller"),
 		"--leader-election-namespace", "default", "--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, args...)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -39,11 +39,38 @@ func (e *env) deletePod(ctx context.Context, t *testing.T, p *corev1.Pod) {
 	}
 }
 
+// createStaticPod creates the mirror pod of a static pod, as the kubelet does: its own API UID,
+// and the kubelet's UID of the pod (what the runtime passes as K8S_POD_UID) in its
+// kubernetes.io/config.mirror annotation.
+func (e *env) createStaticPod(ctx context.Context, t *testing.T, name, node, kubeletUID string) *corev1.Pod {
+	t.Helper()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, Annotations: map[string]string{
+			corev1.MirrorPodAnnotationKey: kubeletUID, "kubernetes.io/config.source": "file", "kubernetes.io/config.hash": kubeletUID}},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	if err := e.cp.Client.Create(ctx, p); err != nil {
+		t.Fatalf("creating mirror pod %s: %v", name, err)
+	}
+	if string(p.UID) == kubeletUID {
+		t.Fatalf("mirror pod %s got the kubelet's UID as its API UID", name)
+	}
+	return p
+}
+
+// kubeletUID is the K8S_POD_UID the runtime passes for p: a mirror pod's annotation, else its UID.
+func kubeletUID(p *corev1.Pod) string {
+	if uid := p.Annotations[corev1.MirrorPodAnnotationKey]; uid != "" {
+		return uid
+	}
+	return string(p.UID)
+}
+
 // addFor runs ADD for a pod's sandbox on its node.
 func (e *env) addFor(ctx context.Context, t *testing.T, p *corev1.Pod, containerID string, ipam map[string]any) netip.Addr {
 	t.Helper()
 	ipam["node_name"] = p.Spec.NodeName
-	r, err := call{Command: "ADD", ContainerID: containerID, Args: podArgs(p.Namespace, p.Name, string(p.UID)), Conf: e.netconf(t, ipam, nil)}.run(ctx)
+	r, err := call{Command: "ADD", ContainerID: containerID, Args: podArgs(p.Namespace, p.Name, kubeletUID(p)), Conf: e.netconf(t, ipam, nil)}.run(ctx)
 	if err != nil {
 		t.Fatalf("ADD for pod %s: %v", p.Name, err)
 	}
@@ -76,6 +103,16 @@ func TestReconcilerFreesLeaksNeverLivePods(t *testing.T) {
 	live := e.createPod(ctx, t, "live", "node-a")
 	liveAddr := e.addFor(ctx, t, live, "sandbox-live", ipam())
 
+	// Static pods: K8S_POD_UID is the kubelet's UID (the mirror pod's kubernetes.io/config.mirror
+	// annotation), not the mirror pod's API UID. A live static pod keeps its address; a static pod
+	// whose manifest changed (a new kubelet UID, same mirror name) frees the old sandbox's.
+	static := e.createStaticPod(ctx, t, "etcd-node-a", "node-a", "0f3c2b9e4d1a")
+	staticAddr := e.addFor(ctx, t, static, "sandbox-static", ipam())
+	changed := e.createStaticPod(ctx, t, "web-node-a", "node-a", "7a1b2c3d4e5f")
+	before := changed.DeepCopy()
+	before.Annotations[corev1.MirrorPodAnnotationKey] = "11aa22bb33cc" // the manifest's previous version
+	changedAddr := e.addFor(ctx, t, before, "sandbox-static-old", ipam())
+
 	// Pod deleted without a DEL (force delete, crashed runtime): freed.
 	gone := e.createPod(ctx, t, "gone", "node-a")
 	goneAddr := e.addFor(ctx, t, gone, "sandbox-gone", ipam())
@@ -101,6 +138,7 @@ func TestReconcilerFreesLeaksNeverLivePods(t *testing.T) {
 
 	t.Logf("pod gone: %s freed after %s", goneAddr, waitFreed(ctx, t, e, goneAddr, "sandbox-gone", begin).Round(time.Millisecond))
 	t.Logf("StatefulSet pod re-created (new UID): old %s freed after %s", oldWebAddr, waitFreed(ctx, t, e, oldWebAddr, "sandbox-web0-old", begin).Round(time.Millisecond))
+	t.Logf("static pod changed (new kubelet UID): old %s freed after %s", changedAddr, waitFreed(ctx, t, e, changedAddr, "sandbox-static-old", begin).Round(time.Millisecond))
 	t.Logf("node gone: %s freed after %s", lostAddr, waitFreed(ctx, t, e, lostAddr, "sandbox-lost", begin).Round(time.Millisecond))
 	for time.Since(begin) < reclaimBound {
 		blocks := blocks2(ctx, t, e)
@@ -119,10 +157,13 @@ func TestReconcilerFreesLeaksNeverLivePods(t *testing.T) {
 	// Watch a full reclaim interval more: the live pods keep their addresses.
 	time.Sleep(16 * time.Second)
 	held := allocations(ctx, t, e.cp.Client)
-	for name, a := range map[string]netip.Addr{"live": liveAddr, "web-0 (new UID)": newWebAddr} {
+	for name, a := range map[string]netip.Addr{"live": liveAddr, "web-0 (new UID)": newWebAddr, "static etcd-node-a": staticAddr} {
 		al, ok := held[a]
 		if !ok {
 			t.Fatalf("the address %s of live pod %s was freed", a, name)
+		}
+		if name == "static etcd-node-a" && (al.ContainerID != "sandbox-static" || al.PodUID != kubeletUID(static)) {
+			t.Fatalf("the static pod's address is held by %+v", al)
 		}
 		if name == "web-0 (new UID)" && al.PodUID != string(web0new.UID) {
 			t.Fatalf("web-0's address is held by UID %s, want %s", al.PodUID, web0new.UID)
@@ -139,12 +180,12 @@ func TestReconcilerFreesLeaksNeverLivePods(t *testing.T) {
 	if err := e.cp.Client.List(ctx, &pools); err != nil || len(pools.Items) != 1 {
 		t.Fatalf("pools: %v %v", pools.Items, err)
 	}
-	if st := pools.Items[0].Status; st.Size != "254" || st.Used != "2" || st.Free != "252" {
-		t.Fatalf("pool status %+v, want size 254 used 2 free 252", st)
+	if st := pools.Items[0].Status; st.Size != "254" || st.Used != "3" || st.Free != "251" {
+		t.Fatalf("pool status %+v, want size 254 used 3 free 251", st)
 	}
-	if out, err := exec.Command(e.cp.BinDir+"/kubectl", "--kubeconfig", e.kubeconfig, "get", "ippools,ipblocks").CombinedOutput(); err == nil {
+	if out, err := exec.Command(e.cp.BinDir+"/kubectl", "--kubeconfig", e.cp.Kubeconfig(t, "admin"), "get", "ippools,ipblocks").CombinedOutput(); err == nil {
 		t.Logf("kubectl get ippools,ipblocks:\n%s", out)
-		if !strings.Contains(string(out), "USED") || !strings.Contains(string(out), "252") {
+		if !strings.Contains(string(out), "USED") || !strings.Contains(string(out), "251") {
 			t.Errorf("kubectl columns missing: %s", out)
 		}
 	} else {
