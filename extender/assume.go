@@ -11,7 +11,8 @@ import (
 // arrives, so until then its VFs count against each of those nodes (a node can never be
 // promised more than it has) and its addresses against its pools.
 type assumedPod struct {
-	uid     types.UID
+	uid types.UID
+	// nodes are those it was admitted on; nil when that was every node there is.
 	nodes   []string
 	vfs     map[string]int64
 	pools   map[string]int64
@@ -24,7 +25,7 @@ func (c *Cluster) assume(req *request, nodes []string) {
 	if len(nodes) == 0 || (len(req.vfs) == 0 && len(req.pools) == 0) {
 		return
 	}
-	a := &assumedPod{uid: req.uid, nodes: nodes, expires: c.opts.Now().Add(c.opts.AssumeTTL)}
+	a := &assumedPod{uid: req.uid, expires: c.opts.Now().Add(c.opts.AssumeTTL)}
 	if len(req.pools) > 0 {
 		a.pools = make(map[string]int64, len(req.pools))
 		for _, p := range req.pools {
@@ -37,8 +38,13 @@ func (c *Cluster) assume(req *request, nodes []string) {
 			a.vfs[v.resource] = v.count
 		}
 	}
-	for _, n := range nodes {
-		add(c.assumed, n, a.vfs, 1)
+	if c.everyNode(nodes) {
+		c.add(&c.assumedEverywhere, a.vfs, 1)
+	} else {
+		a.nodes = nodes
+		for _, n := range nodes {
+			c.add(&c.countsOf(n).assumed, a.vfs, 1)
+		}
 	}
 	c.inflight[req.uid] = a
 	c.gen++
@@ -51,8 +57,11 @@ func (c *Cluster) dropAssumption(uid types.UID) {
 		return
 	}
 	delete(c.inflight, uid)
+	if a.nodes == nil {
+		c.add(&c.assumedEverywhere, a.vfs, -1)
+	}
 	for _, n := range a.nodes {
-		add(c.assumed, n, a.vfs, -1)
+		c.add(&c.countsOf(n).assumed, a.vfs, -1)
 	}
 	c.gen++
 }
@@ -70,4 +79,23 @@ func (c *Cluster) expire(now time.Time) {
 			c.dropAssumption(uid)
 		}
 	}
+}
+
+// everyNode tells whether nodes, distinct names as Filter admitted them, are every node the
+// Cluster knows. The caller holds c.mu.
+func (c *Cluster) everyNode(nodes []string) bool {
+	if len(nodes) != len(c.nodes) {
+		return false
+	}
+	for _, n := range nodes {
+		if _, ok := c.nodes[n]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// admittedOn tells whether a was admitted on node.
+func (a *assumedPod) admittedOn(node string, set map[string]bool) bool {
+	return a.nodes == nil || set[node]
 }

@@ -26,10 +26,15 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	nodes map[string]*nodeState
-	// used and assumed count, per node and resource, the VFs of bound pods and of pods admitted
-	// but not yet seen bound. They are kept apart from nodes: a pod's event may come first.
-	used    map[string]map[string]int64
-	assumed map[string]map[string]int64
+	// counts are, per node, the VFs of bound pods and of pods admitted there but not yet seen
+	// bound. They are kept apart from nodes: a pod's event may come first.
+	counts map[string]*nodeCounts
+	// assumedEverywhere counts, per resource, the VFs of pods admitted on every node there is
+	// (the common case, recorded once instead of once per node).
+	assumedEverywhere vec
+	// resIDs number the extended resource names, so per-node counts are slices, not maps: a
+	// filter call reads them for every node.
+	resIDs map[string]int
 	pods    map[types.UID]*podState
 	// podsByNAD indexes bound pods by the keys of the NADs they select, for pool accounting.
 	podsByNAD map[string]map[types.UID]*podState
@@ -48,10 +53,36 @@ type Cluster struct {
 type nodeState struct {
 	name        string
 	labels      labels.Set
-	allocatable map[string]int64
+	// alloc is the allocatable count of each extended resource, by resource ID.
+	alloc vec
 	// capacity is plexus-deviceplugin's published capacity; nil when the node has none.
+	// published is its pools by resource ID.
 	capacity   *capacity.NodeCapacity
+	published  []*capacity.PoolCapacity
 	singleNUMA bool
+	counts     *nodeCounts
+}
+
+// nodeCounts are the VFs taken on one node, per resource.
+type nodeCounts struct {
+	used, assumed vec
+}
+
+// vec is a count per resource ID; IDs past its end count 0.
+type vec []int64
+
+func (v vec) at(id int) int64 {
+	if id < len(v) {
+		return v[id]
+	}
+	return 0
+}
+
+func (v *vec) add(id int, n int64) {
+	for len(*v) <= id {
+		*v = append(*v, 0)
+	}
+	(*v)[id] += n
 }
 
 type podState struct {
@@ -68,8 +99,8 @@ func NewCluster(opts Options) *Cluster {
 	return &Cluster{
 		opts:        opts,
 		nodes:       map[string]*nodeState{},
-		used:        map[string]map[string]int64{},
-		assumed:     map[string]map[string]int64{},
+		counts:            map[string]*nodeCounts{},
+		resIDs:            map[string]int{},
 		pods:        map[types.UID]*podState{},
 		podsByNAD:   map[string]map[types.UID]*podState{},
 		inflight:    map[types.UID]*assumedPod{},
@@ -84,25 +115,52 @@ func NewCluster(opts Options) *Cluster {
 // SetNode records a Node's labels, allocatable extended resources, published VF capacity and
 // Topology Manager policy label.
 func (c *Cluster) SetNode(node *corev1.Node) {
-	ns := &nodeState{
-		name:        node.Name,
-		labels:      labels.Set(node.Labels),
-		allocatable: extendedResources(node.Status.Allocatable),
-		singleNUMA:  node.Labels[TopologyPolicyLabel] == PolicySingleNUMANode,
-	}
-	// A malformed annotation is ignored: the node is then judged by allocatable alone.
-	if nc, ok, err := capacity.FromNode(node); ok && err == nil {
-		ns.capacity = &nc
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	ns := c.nodeState(node)
 	c.forgetNodeResources(c.nodes[node.Name])
+	ns.counts = c.countsOf(node.Name)
 	c.nodes[node.Name] = ns
 	if ns.capacity != nil {
 		for r := range ns.capacity.Pools {
 			c.vfResources[r]++
 		}
 	}
+}
+
+// nodeState reads what the extender needs of a Node. The caller holds c.mu.
+func (c *Cluster) nodeState(node *corev1.Node) *nodeState {
+	ns := &nodeState{
+		name:       node.Name,
+		labels:     labels.Set(node.Labels),
+		singleNUMA: node.Labels[TopologyPolicyLabel] == PolicySingleNUMANode,
+	}
+	for r, n := range extendedResources(node.Status.Allocatable) {
+		ns.alloc.add(c.resID(r), n)
+	}
+	// A malformed annotation is ignored: the node is then judged by allocatable alone.
+	if nc, ok, err := capacity.FromNode(node); ok && err == nil {
+		ns.capacity = &nc
+		for r := range nc.Pools {
+			pc := nc.Pools[r]
+			id := c.resID(r)
+			for len(ns.published) <= id {
+				ns.published = append(ns.published, nil)
+			}
+			ns.published[id] = &pc
+		}
+	}
+	return ns
+}
+
+// resID is the ID of resource name r. The caller holds c.mu.
+func (c *Cluster) resID(r string) int {
+	id, ok := c.resIDs[r]
+	if !ok {
+		id = len(c.resIDs)
+		c.resIDs[r] = id
+	}
+	return id
 }
 
 // DeleteNode forgets a Node.
@@ -142,7 +200,7 @@ func (c *Cluster) SetPod(pod *corev1.Pod) {
 	c.removePod(pod.UID)
 	c.dropAssumption(pod.UID)
 	c.pods[pod.UID] = ps
-	add(c.used, ps.node, ps.resources, 1)
+	c.add(&c.countsOf(ps.node).used, ps.resources, 1)
 	for _, k := range ps.nads {
 		if c.podsByNAD[k] == nil {
 			c.podsByNAD[k] = map[types.UID]*podState{}
@@ -166,7 +224,7 @@ func (c *Cluster) removePod(uid types.UID) {
 		return
 	}
 	delete(c.pods, uid)
-	add(c.used, old.node, old.resources, -1)
+	c.add(&c.countsOf(old.node).used, old.resources, -1)
 	for _, k := range old.nads {
 		delete(c.podsByNAD[k], uid)
 		if len(c.podsByNAD[k]) == 0 {
@@ -274,23 +332,20 @@ func (c *Cluster) release(m map[string]int, k string) {
 	}
 }
 
-// add adds sign*res to m[node].
-func add(m map[string]map[string]int64, node string, res map[string]int64, sign int64) {
-	if len(res) == 0 {
-		return
+// countsOf is node's counts, created on first use. The caller holds c.mu.
+func (c *Cluster) countsOf(node string) *nodeCounts {
+	nc := c.counts[node]
+	if nc == nil {
+		nc = &nodeCounts{}
+		c.counts[node] = nc
 	}
-	per := m[node]
-	if per == nil {
-		per = map[string]int64{}
-		m[node] = per
-	}
+	return nc
+}
+
+// add adds sign*res to v. The caller holds c.mu.
+func (c *Cluster) add(v *vec, res map[string]int64, sign int64) {
 	for r, n := range res {
-		if per[r] += sign * n; per[r] == 0 {
-			delete(per, r)
-		}
-	}
-	if len(per) == 0 {
-		delete(m, node)
+		v.add(c.resID(r), sign*n)
 	}
 }
 

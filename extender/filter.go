@@ -51,7 +51,7 @@ func (c *Cluster) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*e
 		return result(args, names, objs, nil, failed, unresolvable), stats
 	}
 	poolVerdict := c.checkPools(req)
-	var fit []string
+	fit := make([]string, 0, len(names))
 	for i, name := range names {
 		if i%checkEvery == 0 && ctx.Err() != nil {
 			return &extenderv1.ExtenderFilterResult{Error: fmt.Sprintf("judged %d of %d nodes before the deadline: %v", i, len(names), ctx.Err())}, stats
@@ -101,10 +101,11 @@ func (c *Cluster) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs)
 			continue
 		}
 		ns := c.node(name, objs, i)
-		if ns == nil || c.checkNode(req, ns, self, selfNodes[name]) != nil {
+		here := self != nil && self.admittedOn(name, selfNodes)
+		if ns == nil || c.checkNode(req, ns, self, here) != nil {
 			continue
 		}
-		out[i].Score = min(extenderv1.MaxExtenderPriority, c.score(req, ns, self, selfNodes[name]))
+		out[i].Score = min(extenderv1.MaxExtenderPriority, c.score(req, ns, self, here))
 	}
 	return out, nil
 }
@@ -116,7 +117,11 @@ func (c *Cluster) node(name string, objs []corev1.Node, i int) *nodeState {
 		return ns
 	}
 	if objs != nil {
-		return nodeFromObject(&objs[i])
+		// A node the scheduler sent whole (nodeCacheCapable false) that the informer has not
+		// delivered yet.
+		ns := c.nodeState(&objs[i])
+		ns.counts = c.counts[name]
+		return ns
 	}
 	return nil
 }

@@ -85,7 +85,9 @@ func bound(p *corev1.Pod, node string) *corev1.Pod {
 	return p
 }
 
-func names(ns ...string) *extenderv1.ExtenderArgs { return &extenderv1.ExtenderArgs{NodeNames: &ns} }
+func names(ns ...string) *extenderv1.ExtenderArgs { return namesArgs(ns) }
+
+func namesArgs(ns []string) *extenderv1.ExtenderArgs { return &extenderv1.ExtenderArgs{NodeNames: &ns} }
 
 func filter(t *testing.T, c *Cluster, pod *corev1.Pod, nodes ...string) *extenderv1.ExtenderFilterResult {
 	t.Helper()

@@ -6,8 +6,6 @@ import (
 	"sort"
 	"strconv"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/plexus-project/plexus/deviceplugin/capacity"
 )
@@ -28,16 +26,17 @@ type poolOnNode struct {
 
 // vfPool counts resource on node ns, leaving out what self (the pod being judged) was assumed
 // to take there. The caller holds c.mu.
-func (c *Cluster) vfPool(ns *nodeState, resource string, self *assumedPod, selfHere bool) poolOnNode {
-	p := poolOnNode{capacity: ns.allocatable[resource], used: c.used[ns.name][resource], assumed: c.assumed[ns.name][resource]}
-	if self != nil && selfHere {
-		p.assumed -= self.vfs[resource]
+func (c *Cluster) vfPool(ns *nodeState, need *vfNeed, self *assumedPod, selfHere bool) poolOnNode {
+	p := poolOnNode{capacity: ns.alloc.at(need.id), assumed: c.assumedEverywhere.at(need.id)}
+	if ns.counts != nil {
+		p.used, p.assumed = ns.counts.used.at(need.id), p.assumed+ns.counts.assumed.at(need.id)
 	}
-	if ns.capacity != nil {
-		if pc, ok := ns.capacity.Pools[resource]; ok {
-			p.published = &pc
-			p.capacity = min(p.capacity, int64(pc.Healthy))
-		}
+	if self != nil && selfHere {
+		p.assumed -= self.vfs[need.resource]
+	}
+	if need.id < len(ns.published) && ns.published[need.id] != nil {
+		p.published = ns.published[need.id]
+		p.capacity = min(p.capacity, int64(p.published.Healthy))
 	}
 	p.free = p.capacity - p.used - p.assumed
 	if p.published != nil {
@@ -113,7 +112,7 @@ func (c *Cluster) checkNode(req *request, ns *nodeState, self *assumedPod, selfH
 }
 
 func (c *Cluster) checkVFs(req *request, need *vfNeed, ns *nodeState, self *assumedPod, selfHere bool) *verdict {
-	p := c.vfPool(ns, need.resource, self, selfHere)
+	p := c.vfPool(ns, need, self, selfHere)
 	switch {
 	case p.capacity <= 0:
 		return &verdict{reason: ReasonNoVFPool, unresolvable: true, msg: fmt.Sprintf(
@@ -154,28 +153,15 @@ func numaWhy(req *request, ns *nodeState) string {
 	return "the pod's " + SingleNUMAAnnotation + " annotation"
 }
 
-// nodeFromObject is the state of a node the scheduler sent whole (nodeCacheCapable false) but
-// the informer has not delivered yet.
-func nodeFromObject(node *corev1.Node) *nodeState {
-	ns := &nodeState{
-		name: node.Name, labels: labels.Set(node.Labels),
-		allocatable: extendedResources(node.Status.Allocatable),
-		singleNUMA:  node.Labels[TopologyPolicyLabel] == PolicySingleNUMANode,
-	}
-	if nc, ok, err := capacity.FromNode(node); ok && err == nil {
-		ns.capacity = &nc
-	}
-	return ns
-}
-
 // score rates how well req fits node ns (which it fits): 0-10.
 func (c *Cluster) score(req *request, ns *nodeState, self *assumedPod, selfHere bool) int64 {
 	if len(req.vfs) == 0 {
 		return 0
 	}
 	total := 0.0
-	for _, need := range req.vfs {
-		p := c.vfPool(ns, need.resource, self, selfHere)
+	for i := range req.vfs {
+		need := &req.vfs[i]
+		p := c.vfPool(ns, need, self, selfHere)
 		total += scoreVFs(p, need.count, c.opts.Placement)
 	}
 	return int64(math.Round(total / float64(len(req.vfs))))

@@ -32,6 +32,7 @@ type request struct {
 
 type vfNeed struct {
 	resource string
+	id       int
 	count    int64
 	// networks are the networks (as the pod names them) that use the resource.
 	networks []string
@@ -118,6 +119,7 @@ func (c *Cluster) resolve(pod *corev1.Pod) *request {
 		}
 	}
 	for _, v := range vfs {
+		v.id = c.resID(v.resource)
 		req.vfs = append(req.vfs, *v)
 	}
 	sort.Slice(req.vfs, func(i, j int) bool { return req.vfs[i].resource < req.vfs[j].resource })

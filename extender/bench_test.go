@@ -1,0 +1,36 @@
+package extender
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/plexus-project/plexus/deviceplugin/capacity"
+)
+
+// BenchmarkFilter is one filter call over 500 nodes with the published layout, 2 bound pods
+// each, as the scheduler makes it (names only): the decision alone, without HTTP.
+func BenchmarkFilter(b *testing.B) {
+	for _, n := range []int{500, 5000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			c := NewCluster(Options{})
+			c.SetNAD(testNAD("net", vf, "net=true", ""))
+			names := make([]string, n)
+			for i := range names {
+				names[i] = fmt.Sprintf("node-%d", i)
+				c.SetNode(withNUMA(testNode(names[i], 8, map[string]string{"net": "true"}), map[string]capacity.Count{"0": {Healthy: 4, Free: 4}, "1": {Healthy: 4, Free: 4}}, 2))
+				c.SetPod(bound(testPod(fmt.Sprintf("p-%d-a", i), "net", 1), names[i]))
+				c.SetPod(bound(testPod(fmt.Sprintf("p-%d-b", i), "net", 1), names[i]))
+			}
+			pod := testPod("probe", "net", 1)
+			args := names
+			b.ResetTimer()
+			for b.Loop() {
+				a := namesArgs(args)
+				a.Pod = pod
+				if r, _ := c.Filter(b.Context(), a); len(*r.NodeNames) != n {
+					b.Fatalf("fit %d of %d", len(*r.NodeNames), n)
+				}
+			}
+		})
+	}
+}
