@@ -35,7 +35,7 @@ type Cluster struct {
 	// resIDs number the extended resource names, so per-node counts are slices, not maps: a
 	// filter call reads them for every node.
 	resIDs map[string]int
-	pods    map[types.UID]*podState
+	pods   map[types.UID]*podState
 	// podsByNAD indexes bound pods by the keys of the NADs they select, for pool accounting.
 	podsByNAD map[string]map[types.UID]*podState
 	inflight  map[types.UID]*assumedPod
@@ -51,8 +51,8 @@ type Cluster struct {
 }
 
 type nodeState struct {
-	name        string
-	labels      labels.Set
+	name   string
+	labels labels.Set
 	// alloc is the allocatable count of each extended resource, by resource ID.
 	alloc vec
 	// capacity is plexus-deviceplugin's published capacity; nil when the node has none.
@@ -99,8 +99,8 @@ func NewCluster(opts Options) *Cluster {
 	return &Cluster{
 		opts:        opts,
 		nodes:       map[string]*nodeState{},
-		counts:            map[string]*nodeCounts{},
-		resIDs:            map[string]int{},
+		counts:      map[string]*nodeCounts{},
+		resIDs:      map[string]int{},
 		pods:        map[types.UID]*podState{},
 		podsByNAD:   map[string]map[types.UID]*podState{},
 		inflight:    map[types.UID]*assumedPod{},

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strconv"
 
-
 	"github.com/plexus-project/plexus/deviceplugin/capacity"
 )
 
