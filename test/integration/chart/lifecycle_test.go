@@ -89,4 +89,3 @@ func exists(ctx context.Context, t *testing.T, cp *controlplane.ControlPlane, o 
 	}
 	return err == nil && got.GetDeletionTimestamp() == nil
 }
-
