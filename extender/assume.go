@@ -99,3 +99,23 @@ func (c *Cluster) everyNode(nodes []string) bool {
 func (a *assumedPod) admittedOn(node string, set map[string]bool) bool {
 	return a.nodes == nil || set[node]
 }
+
+// Bound records that the scheduler is binding pod uid to node (the extender's bind verb): what
+// the pod was assumed to take now counts on that node alone, until the informer shows it bound.
+// Other pods are then no longer turned away from the nodes it did not go to.
+func (c *Cluster) Bound(uid types.UID, node string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a, ok := c.inflight[uid]
+	if !ok {
+		return
+	}
+	if _, seen := c.pods[uid]; seen {
+		return
+	}
+	c.dropAssumption(uid)
+	a.nodes = []string{node}
+	c.add(&c.countsOf(node).assumed, a.vfs, 1)
+	c.inflight[uid] = a
+	c.gen++
+}

@@ -299,3 +299,25 @@ func TestResourceNames(t *testing.T) {
 		t.Fatalf("after delete: ResourceNames = %v", got)
 	}
 }
+
+// Once the scheduler says where a pod goes (bind), it stops counting on the other nodes.
+func TestBoundNarrowsTheAssumption(t *testing.T) {
+	c := NewCluster(Options{})
+	c.SetNode(testNode("a", 1, nil))
+	c.SetNode(testNode("b", 1, nil))
+	c.SetNAD(testNAD("net", vf, "", ""))
+	filter(t, c, testPod("p0", "net", 1), "a", "b")
+	if r := filter(t, c, testPod("p1", "net", 1), "a", "b"); len(*r.NodeNames) != 0 {
+		t.Fatalf("p0 may go to either node, yet p1 fit %v", *r.NodeNames)
+	}
+	c.Bound("uid-p0", "a")
+	if r := filter(t, c, testPod("p1", "net", 1), "a", "b"); !slices.Equal(*r.NodeNames, []string{"b"}) {
+		t.Fatalf("p0 is bound to a: p1 fit %v, want [b]", *r.NodeNames)
+	}
+	// The informer's binding then replaces the assumption; a is still full.
+	c.SetPod(bound(testPod("p0", "net", 1), "a"))
+	c.Bound("uid-p0", "b") // late or repeated: no effect once seen bound
+	if r := filter(t, c, testPod("p2", "net", 1), "a"); len(*r.NodeNames) != 0 {
+		t.Fatalf("a holds p0, yet p2 fit %v", *r.NodeNames)
+	}
+}

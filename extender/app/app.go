@@ -16,7 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -144,8 +147,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	binder, err := NewBinder(cfg)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Options{
-		Decider: cluster, Ready: w.Synced, CertFile: o.CertFile, KeyFile: o.KeyFile,
+		Decider: cluster, Ready: w.Synced, Binder: binder, CertFile: o.CertFile, KeyFile: o.KeyFile,
 		CertPollInterval: o.CertPollInterval, CallTimeout: o.CallTimeout, Registry: reg, Log: o.Log,
 	})
 	if err != nil {
@@ -169,6 +176,25 @@ func Run(ctx context.Context, o Options) error {
 		g.Go(func() error { return srv.RunMetrics(ctx, mln) })
 	}
 	return g.Wait()
+}
+
+// podBinder binds pods through the API server.
+type podBinder struct{ cs kubernetes.Interface }
+
+// NewBinder is a client for bindings only, allowed a scheduler's pace (a burst of bindings is
+// not throttled to client-go's default 5 requests/s).
+func NewBinder(cfg *rest.Config) (server.Binder, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 500, 1000
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return podBinder{cs: cs}, nil
+}
+
+func (b podBinder) Bind(ctx context.Context, binding *corev1.Binding) error {
+	return b.cs.CoreV1().Pods(binding.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
 }
 
 // printConfig lists the NADs once and prints the scheduler's extender stanza.

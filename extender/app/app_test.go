@@ -16,7 +16,7 @@ func TestStanzaYAML(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"urlPrefix: http://127.0.0.1:10262/", "filterVerb: filter", "prioritizeVerb: prioritize", "weight: 5",
+	for _, want := range []string{"urlPrefix: http://127.0.0.1:10262/", "filterVerb: filter", "prioritizeVerb: prioritize", "bindVerb: bind", "weight: 5",
 		"nodeCacheCapable: true", "ignorable: false", "httpTimeout: 5s", "- ignoredByScheduler: false\n    name: intel.com/sriov_netdevice", "kind: KubeSchedulerConfiguration"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("stanza lacks %q:\n%s", want, b)

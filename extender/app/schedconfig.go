@@ -38,9 +38,11 @@ func Extender(o StanzaOptions) schedulerconfigv1.Extender {
 		o.HTTPTimeout = 5 * time.Second
 	}
 	e := schedulerconfigv1.Extender{
-		URLPrefix:        o.URLPrefix,
-		FilterVerb:       "filter",
-		PrioritizeVerb:   "prioritize",
+		URLPrefix:      o.URLPrefix,
+		FilterVerb:     "filter",
+		PrioritizeVerb: "prioritize",
+		// The extender binds the pods it judges, so it learns at once where each went.
+		BindVerb:         "bind",
 		Weight:           o.Weight,
 		HTTPTimeout:      metav1.Duration{Duration: o.HTTPTimeout},
 		NodeCacheCapable: o.NodeCacheCapable,

@@ -15,7 +15,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "plexus_extender_request_duration_seconds",
-			Help:    "Time to answer one scheduler call, decoding and encoding included, by verb (filter, prioritize).",
+			Help:    "Time to answer one scheduler call, decoding and encoding included, by verb (filter, prioritize, bind).",
 			Buckets: []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 		}, []string{"verb"}),
 		filtered: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -33,5 +33,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.latency.WithLabelValues("filter")
 	m.latency.WithLabelValues("prioritize")
+	m.latency.WithLabelValues("bind")
 	return m, nil
 }

@@ -16,6 +16,9 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 
@@ -28,6 +31,13 @@ type Decider interface {
 	Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*extenderv1.ExtenderFilterResult, map[extender.Reason]int)
 	// Prioritize answers a prioritize call.
 	Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs) (extenderv1.HostPriorityList, error)
+	// Bound records the node the scheduler binds a pod to.
+	Bound(uid types.UID, node string)
+}
+
+// Binder creates a pod's Binding in the API server (client-go's Pods(ns).Bind).
+type Binder interface {
+	Bind(ctx context.Context, binding *corev1.Binding) error
 }
 
 var _ Decider = (*extender.Cluster)(nil)
@@ -39,6 +49,9 @@ const NotReadyMessage = "plexus-extender has not finished reading the cluster (n
 type Options struct {
 	// Decider answers the calls; required.
 	Decider Decider
+	// Binder, when set, serves /bind: the scheduler hands the extender the binding, so the
+	// extender learns at once which node a pod it admitted went to. Nil: no /bind.
+	Binder Binder
 	// Ready reports whether the caches have synced; calls fail with NotReadyMessage and /readyz
 	// with 503 until it is true. Default: always ready.
 	Ready func() bool
@@ -109,6 +122,9 @@ func New(opts Options) (*Server, error) {
 	}
 	s.mux.HandleFunc("POST /filter", s.filter)
 	s.mux.HandleFunc("POST /prioritize", s.prioritize)
+	if opts.Binder != nil {
+		s.mux.HandleFunc("POST /bind", s.bind)
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !opts.Ready() {
@@ -173,6 +189,30 @@ func (s *Server) prioritize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, &list)
+}
+
+func (s *Server) bind(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { s.metrics.latency.WithLabelValues("bind").Observe(time.Since(start).Seconds()) }()
+	var args extenderv1.ExtenderBindingArgs
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&args); err != nil {
+		writeJSON(w, &extenderv1.ExtenderBindingResult{Error: fmt.Sprintf("decoding the binding: %v", err)})
+		return
+	}
+	// Recorded first: the scheduler's next filter call may come before the API server answers.
+	s.opts.Decider.Bound(args.PodUID, args.Node)
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.CallTimeout)
+	defer cancel()
+	err := s.opts.Binder.Bind(ctx, &corev1.Binding{
+		ObjectMeta: metav1.ObjectMeta{Namespace: args.PodNamespace, Name: args.PodName, UID: args.PodUID},
+		Target:     corev1.ObjectReference{Kind: "Node", Name: args.Node},
+	})
+	if err != nil {
+		s.opts.Log.Info("binding failed", "pod", args.PodNamespace+"/"+args.PodName, "node", args.Node, "error", err)
+		writeJSON(w, &extenderv1.ExtenderBindingResult{Error: fmt.Sprintf("binding pod %s/%s to node %s: %v", args.PodNamespace, args.PodName, args.Node, err)})
+		return
+	}
+	writeJSON(w, &extenderv1.ExtenderBindingResult{})
 }
 
 func (s *Server) decode(w http.ResponseWriter, r *http.Request, args *extenderv1.ExtenderArgs) error {

@@ -2,7 +2,9 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -153,5 +155,43 @@ func TestPlainHTTPOnlyOnLoopback(t *testing.T) {
 	defer ln.Close()
 	if err := s.Run(t.Context(), ln); err == nil || !strings.Contains(err.Error(), "only served on loopback") {
 		t.Fatalf("Run on %s: %v", ln.Addr(), err)
+	}
+}
+
+type fakeBinder struct {
+	got []*corev1.Binding
+	err error
+}
+
+func (f *fakeBinder) Bind(_ context.Context, b *corev1.Binding) error {
+	f.got = append(f.got, b)
+	return f.err
+}
+
+// /bind creates the Binding and tells the cluster where the pod went before answering.
+func TestBind(t *testing.T) {
+	c := cluster()
+	fb := &fakeBinder{}
+	s, err := New(Options{Decider: c, Binder: fb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	names := []string{"a"}
+	// p is admitted on a (2 VFs); a second 2-VF pod does not fit until p is bound elsewhere.
+	p := pod()
+	p.Annotations[network.NetworksAnnotation] = "net,net"
+	post(t, h, "/filter", extenderv1.ExtenderArgs{Pod: p, NodeNames: &names})
+	var res extenderv1.ExtenderBindingResult
+	if err := json.NewDecoder(post(t, h, "/bind", extenderv1.ExtenderBindingArgs{PodName: "p", PodNamespace: "default", PodUID: "u1", Node: "a"}).Body).Decode(&res); err != nil || res.Error != "" {
+		t.Fatalf("bind: %+v %v", res, err)
+	}
+	if len(fb.got) != 1 || fb.got[0].Name != "p" || fb.got[0].UID != "u1" || fb.got[0].Target.Name != "a" || fb.got[0].Target.Kind != "Node" {
+		t.Fatalf("bindings %+v", fb.got)
+	}
+	fb.err = errors.New("pods \"p\" not found")
+	_ = json.NewDecoder(post(t, h, "/bind", extenderv1.ExtenderBindingArgs{PodName: "p", PodNamespace: "default", PodUID: "u1", Node: "a"}).Body).Decode(&res)
+	if !strings.Contains(res.Error, `binding pod default/p to node a: pods "p" not found`) {
+		t.Fatalf("failed bind: %+v", res)
 	}
 }
