@@ -159,7 +159,8 @@ func newFixture(t *testing.T, annotations map[string]string) *fixture {
 	}
 	f := &fixture{dels: &fakeDelegates{fail: map[string]string{"failing": `plugin type="failing" failed (add): Link not found`}, failDel: map[string]bool{}},
 		api: api, netns: &fakeNetns{}, store: &cache.Store{Dir: t.TempDir()}}
-	f.a = New(Options{NodeName: "node1", BinDirs: []string{"/opt/cni/bin"}, NamespaceIsolation: true, GlobalNamespaces: []string{"default"}},
+	f.a = New(Options{NodeName: "node1", BinDirs: []string{"/opt/cni/bin"}, NamespaceIsolation: true, GlobalNamespaces: []string{"default"},
+		AllowedPlugins: []string{"macvlan", "bridge", "failing", "plexus-sriov"}},
 		Host{Delegates: f.dels, Pods: api, NADs: api, Reporter: api, Devices: fakeDevices{"intel.com/vf": {"0000:af:06.0", "0000:af:06.1"}},
 			Netns: f.netns, Cluster: fixedCluster{&conflist.ClusterNetwork{Source: "test", Config: cluster}}, Cache: f.store})
 	return f
@@ -257,6 +258,7 @@ func TestAddRefusesBadInputBeforeAttaching(t *testing.T) {
 		{"other namespace", "other/private", "namespace isolation refuses"},
 		{"too few devices", "sriov, sriov, sriov", "kubelet allocated none (or too few)"},
 		{"interface of the default network", "mv@eth0", "which is the default network's"},
+		{"plugin not allowed", "alt", `uses plugin type "ptp", which the cluster admin does not allow on node node1`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -368,6 +370,7 @@ func TestParseArgs(t *testing.T) {
 
 func TestDefaultNetworkAnnotationReplacesTheClusterNetwork(t *testing.T) {
 	f := newFixture(t, map[string]string{network.DefaultNetworkAnnotation: "alt", network.NetworksAnnotation: "mv"})
+	f.a.opts.AllowedPlugins = append(f.a.opts.AllowedPlugins, "ptp")
 	if _, err := f.a.Add(context.Background(), addCall("c1")); err != nil {
 		t.Fatal(err)
 	}

@@ -97,6 +97,9 @@ type Options struct {
 	NamespaceIsolation bool
 	// GlobalNamespaces hold NADs any pod may select when NamespaceIsolation is on.
 	GlobalNamespaces []string
+	// AllowedPlugins, when not empty, are the only plugin types a NetworkAttachmentDefinition
+	// may use (its config is written by namespace users and its plugins run as root).
+	AllowedPlugins []string
 	// PodWait bounds how long ADD waits for the pod to reach the cache before reading it from
 	// the API (default 5s).
 	PodWait time.Duration

@@ -182,6 +182,15 @@ func (a *Attacher) resolve(pod *corev1.Pod, namespace, name string) (*network.Ne
 	if err != nil {
 		return nil, planError(types.ErrInvalidNetworkConfig, "pod %s/%s selects network %s/%s, whose config is invalid: %v", pod.Namespace, pod.Name, namespace, name, err)
 	}
+	if allowed := a.opts.AllowedPlugins; len(allowed) > 0 {
+		for _, t := range n.Types {
+			if !slices.Contains(allowed, t) {
+				return nil, planError(types.ErrInvalidNetworkConfig,
+					"network %s/%s uses plugin type %q, which the cluster admin does not allow on node %s (--cni-allowed-plugins=%s): use an allowed plugin",
+					namespace, name, t, a.opts.NodeName, strings.Join(allowed, ","))
+			}
+		}
+	}
 	return n, nil
 }
 

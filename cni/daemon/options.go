@@ -37,6 +37,8 @@ type CNIOptions struct {
 	// NamespaceIsolation refuses NADs of another namespace except GlobalNamespaces'.
 	NamespaceIsolation bool
 	GlobalNamespaces   []string
+	// AllowedPlugins restricts the plugin types NADs may use (empty: any in BinDirs).
+	AllowedPlugins []string
 	// PodResourcesSocket is kubelet's PodResources API.
 	PodResourcesSocket string
 	// DevinfoDir holds the device-info files.
@@ -59,6 +61,7 @@ func (o *CNIOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.RequestTimeout, "cni-request-timeout", 170*time.Second, "bound of one CNI call in the daemon, queueing included (the shim waits 10s more)")
 	fs.BoolVar(&o.NamespaceIsolation, "cni-namespace-isolation", true, "refuse a pod selecting a NetworkAttachmentDefinition of another namespace unless that namespace is in --cni-global-namespaces")
 	fs.StringSliceVar(&o.GlobalNamespaces, "cni-global-namespaces", []string{"default"}, "namespaces whose NetworkAttachmentDefinitions every pod may select (comma-separated)")
+	fs.StringSliceVar(&o.AllowedPlugins, "cni-allowed-plugins", nil, "plugin types a NetworkAttachmentDefinition may use, comma-separated (empty: any plugin in --cni-bin-dir); NADs are written by namespace users and their plugins run as root")
 	fs.StringVar(&o.PodResourcesSocket, "pod-resources-socket", attach.DefaultPodResourcesSocket, "kubelet's PodResources API socket (devices of networks with a resourceName)")
 	fs.StringVar(&o.DevinfoDir, "devinfo-dir", devinfo.DefaultDir, "directory of the device-info files (device-info in network-status)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", "127.0.0.1:8093", `address of the CNI server's Prometheus /metrics, HTTPS for callers the API server authenticates and authorizes for get /metrics ("0": none)`)

@@ -101,7 +101,7 @@ func startCNI(ctx context.Context, g *errgroup.Group, ipam agent.Options, o CNIO
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := server.NewMetrics(reg)
 	att := attach.New(attach.Options{NodeName: ipam.NodeName, BinDirs: o.BinDirs,
-		NamespaceIsolation: o.NamespaceIsolation, GlobalNamespaces: o.GlobalNamespaces},
+		NamespaceIsolation: o.NamespaceIsolation, GlobalNamespaces: o.GlobalNamespaces, AllowedPlugins: o.AllowedPlugins},
 		attach.Host{
 			Delegates:   libcni.NewCNIConfigWithCacheDir(o.BinDirs, filepath.Join(o.StateDir, "libcni"), nil),
 			Pods:        view,
