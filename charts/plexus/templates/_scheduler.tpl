@@ -3,6 +3,7 @@
 - urlPrefix: {{ .url }}
   filterVerb: filter
   prioritizeVerb: prioritize
+  bindVerb: bind
   weight: {{ .ctx.Values.scheduler.weight }}
   nodeCacheCapable: true
   enableHTTPS: {{ .https }}
@@ -23,11 +24,14 @@
 {{- end -}}
 
 {{/* RBAC rules of the extender (extender/watch): it lists and watches nodes, pods, NADs and IP
-blocks into its cluster view. */}}
+blocks into its cluster view, and binds the pods it judges (the bind verb). */}}
 {{- define "plexus.extenderRules" -}}
 - apiGroups: [""]
   resources: [nodes, pods]
   verbs: [list, watch]
+- apiGroups: [""]
+  resources: [pods/binding]
+  verbs: [create]
 - apiGroups: [k8s.cni.cncf.io]
   resources: [network-attachment-definitions]
   verbs: [list, watch]
