@@ -33,10 +33,12 @@ const (
 )
 
 // Reasons lists every Reason, for metrics that show zeros.
-var Reasons = []Reason{
-	ReasonSelectionInvalid, ReasonTooManyNetworks, ReasonNetworkMissing, ReasonNetworkInvalid,
-	ReasonNetworkNotOnNode, ReasonNoVFPool, ReasonVFCapacity, ReasonVFFree, ReasonNUMACapacity,
-	ReasonNUMAFree, ReasonPoolFull, ReasonNodeUnknown,
+func Reasons() []Reason {
+	return []Reason{
+		ReasonSelectionInvalid, ReasonTooManyNetworks, ReasonNetworkMissing, ReasonNetworkInvalid,
+		ReasonNetworkNotOnNode, ReasonNoVFPool, ReasonVFCapacity, ReasonVFFree, ReasonNUMACapacity,
+		ReasonNUMAFree, ReasonPoolFull, ReasonNodeUnknown,
+	}
 }
 
 // verdict is why one node (or every node) does not fit.

@@ -28,7 +28,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			return nil, err
 		}
 	}
-	for _, r := range extender.Reasons {
+	for _, r := range extender.Reasons() {
 		m.filtered.WithLabelValues(string(r))
 	}
 	m.latency.WithLabelValues("filter")
