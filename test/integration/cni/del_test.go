@@ -189,7 +189,7 @@ func TestDaemonDownFailsClosed(t *testing.T) {
 	}
 
 	// Back up, the same pod gets all its networks.
-	e.startDaemon()
+	d = e.startDaemon()
 	if _, err := rt.add(ctx, sb); err != nil {
 		t.Fatalf("ADD once the daemon is back: %v", err)
 	}
@@ -198,8 +198,29 @@ func TestDaemonDownFailsClosed(t *testing.T) {
 			t.Errorf("the pod has no %s once the daemon is back", ifName)
 		}
 	}
+
+	// Killed (SIGKILL: its socket file stays behind), the shim says the same.
+	if err := d.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-d.exited
+	killed := e.newSandbox(ctx, "pod-daemon-killed", "macvlan-conf")
+	if _, err := rt.add(ctx, killed); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("ADD with the daemon killed = %v, want %q", err, want)
+	}
+	if _, _, ok := ifaceAddrs(t, killed, "eth0"); ok {
+		t.Error("the pod got eth0 while the daemon was killed")
+	}
+	// Restarted, it still knows the first pod's attachments (the cache is on disk).
+	e.startDaemon()
+	if err := rt.check(ctx, sb); err != nil {
+		t.Errorf("CHECK after the restart: %v", err)
+	}
 	if err := rt.del(ctx, sb); err != nil {
 		t.Fatal(err)
+	}
+	if got := e.allocatedTo(ctx, sb.id); len(got) != 0 {
+		t.Errorf("after DEL across a daemon restart plexus-ipam still holds %v", got)
 	}
 }
 
