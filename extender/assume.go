@@ -12,15 +12,39 @@ import (
 // promised more than it has) and its addresses against its pools.
 type assumedPod struct {
 	uid types.UID
-	// nodes are those it was admitted on; nil when that was every node there is.
-	nodes   []string
-	vfs     map[string]int64
+	// on are the counts of the nodes it was admitted on; nil when that was every node there
+	// is. Pointers, not names: dropping an assumption from 5,000 nodes hashes nothing.
+	on      []*nodeCounts
+	vfs     []vfCount
 	pools   map[string]int64
 	expires time.Time
 }
 
-// assume records req as admitted on nodes. The caller holds c.mu.
-func (c *Cluster) assume(req *request, nodes []string) {
+// vfCount is a number of VFs of the resource with ID id.
+type vfCount struct {
+	id int
+	n  int64
+}
+
+// vfsOf is how many VFs of resource id a takes.
+func (a *assumedPod) vfsOf(id int) int64 {
+	for _, v := range a.vfs {
+		if v.id == id {
+			return v.n
+		}
+	}
+	return 0
+}
+
+// addTo adds sign times a's VFs to v.
+func (a *assumedPod) addTo(v *vec, sign int64) {
+	for _, x := range a.vfs {
+		v.add(x.id, sign*x.n)
+	}
+}
+
+// assume records req as admitted on nodes, whose counts are on. The caller holds c.mu.
+func (c *Cluster) assume(req *request, nodes []string, on []*nodeCounts) {
 	c.dropAssumption(req.uid)
 	if len(nodes) == 0 || (len(req.vfs) == 0 && len(req.pools) == 0) {
 		return
@@ -32,18 +56,15 @@ func (c *Cluster) assume(req *request, nodes []string) {
 			a.pools[p.pool.Name] = p.count
 		}
 	}
-	if len(req.vfs) > 0 {
-		a.vfs = make(map[string]int64, len(req.vfs))
-		for _, v := range req.vfs {
-			a.vfs[v.resource] = v.count
-		}
+	for _, v := range req.vfs {
+		a.vfs = append(a.vfs, vfCount{id: v.id, n: v.count})
 	}
 	if c.everyNode(nodes) {
-		c.add(&c.assumedEverywhere, a.vfs, 1)
+		a.addTo(&c.assumedEverywhere, 1)
 	} else {
-		a.nodes = nodes
-		for _, n := range nodes {
-			c.add(&c.countsOf(n).assumed, a.vfs, 1)
+		a.on = on
+		for _, nc := range on {
+			a.addTo(&nc.assumed, 1)
 		}
 	}
 	c.inflight[req.uid] = a
@@ -57,11 +78,11 @@ func (c *Cluster) dropAssumption(uid types.UID) {
 		return
 	}
 	delete(c.inflight, uid)
-	if a.nodes == nil {
-		c.add(&c.assumedEverywhere, a.vfs, -1)
+	if a.on == nil {
+		a.addTo(&c.assumedEverywhere, -1)
 	}
-	for _, n := range a.nodes {
-		c.add(&c.countsOf(n).assumed, a.vfs, -1)
+	for _, nc := range a.on {
+		a.addTo(&nc.assumed, -1)
 	}
 	c.gen++
 }
@@ -95,9 +116,9 @@ func (c *Cluster) everyNode(nodes []string) bool {
 	return true
 }
 
-// admittedOn tells whether a was admitted on node.
-func (a *assumedPod) admittedOn(node string, set map[string]bool) bool {
-	return a.nodes == nil || set[node]
+// admittedOn tells whether a was admitted on the node whose counts are nc; set holds a.on.
+func (a *assumedPod) admittedOn(nc *nodeCounts, set map[*nodeCounts]bool) bool {
+	return a.on == nil || set[nc]
 }
 
 // Bound records that the scheduler is binding pod uid to node (the extender's bind verb): what
@@ -114,8 +135,8 @@ func (c *Cluster) Bound(uid types.UID, node string) {
 		return
 	}
 	c.dropAssumption(uid)
-	a.nodes = []string{node}
-	c.add(&c.countsOf(node).assumed, a.vfs, 1)
+	a.on = []*nodeCounts{c.countsOf(node)}
+	a.addTo(&a.on[0].assumed, 1)
 	c.inflight[uid] = a
 	c.gen++
 }

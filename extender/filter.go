@@ -52,6 +52,7 @@ func (c *Cluster) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*e
 	}
 	poolVerdict := c.checkPools(req)
 	fit := make([]string, 0, len(names))
+	fitCounts := make([]*nodeCounts, 0, len(names))
 	for i, name := range names {
 		if i%checkEvery == 0 && ctx.Err() != nil {
 			return &extenderv1.ExtenderFilterResult{Error: fmt.Sprintf("judged %d of %d nodes before the deadline: %v", i, len(names), ctx.Err())}, stats
@@ -68,8 +69,12 @@ func (c *Cluster) Filter(ctx context.Context, args *extenderv1.ExtenderArgs) (*e
 			continue
 		}
 		fit = append(fit, name)
+		if ns.counts == nil {
+			ns.counts = c.countsOf(name)
+		}
+		fitCounts = append(fitCounts, ns.counts)
 	}
-	c.assume(req, fit)
+	c.assume(req, fit, fitCounts)
 	return result(args, names, objs, fit, failed, unresolvable), stats
 }
 
@@ -85,11 +90,11 @@ func (c *Cluster) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs)
 	defer c.mu.Unlock()
 	req := c.resolve(args.Pod)
 	self := c.inflight[req.uid]
-	var selfNodes map[string]bool
+	var selfOn map[*nodeCounts]bool
 	if self != nil {
-		selfNodes = make(map[string]bool, len(self.nodes))
-		for _, n := range self.nodes {
-			selfNodes[n] = true
+		selfOn = make(map[*nodeCounts]bool, len(self.on))
+		for _, nc := range self.on {
+			selfOn[nc] = true
 		}
 	}
 	for i, name := range names {
@@ -101,8 +106,11 @@ func (c *Cluster) Prioritize(ctx context.Context, args *extenderv1.ExtenderArgs)
 			continue
 		}
 		ns := c.node(name, objs, i)
-		here := self != nil && self.admittedOn(name, selfNodes)
-		if ns == nil || c.checkNode(req, ns, self, here) != nil {
+		if ns == nil {
+			continue
+		}
+		here := self != nil && self.admittedOn(ns.counts, selfOn)
+		if c.checkNode(req, ns, self, here) != nil {
 			continue
 		}
 		out[i].Score = min(extenderv1.MaxExtenderPriority, c.score(req, ns, self, here))

@@ -31,7 +31,7 @@ func (c *Cluster) vfPool(ns *nodeState, need *vfNeed, self *assumedPod, selfHere
 		p.used, p.assumed = ns.counts.used.at(need.id), p.assumed+ns.counts.assumed.at(need.id)
 	}
 	if self != nil && selfHere {
-		p.assumed -= self.vfs[need.resource]
+		p.assumed -= self.vfsOf(need.id)
 	}
 	if need.id < len(ns.published) && ns.published[need.id] != nil {
 		p.published = ns.published[need.id]

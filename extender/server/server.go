@@ -147,8 +147,8 @@ func (s *Server) MetricsHandler() http.Handler {
 func (s *Server) filter(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { s.metrics.latency.WithLabelValues("filter").Observe(time.Since(start).Seconds()) }()
-	var args extenderv1.ExtenderArgs
-	if err := s.decode(w, r, &args); err != nil {
+	args, err := s.decode(w, r)
+	if err != nil {
 		writeJSON(w, &extenderv1.ExtenderFilterResult{Error: err.Error()})
 		return
 	}
@@ -158,21 +158,21 @@ func (s *Server) filter(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.CallTimeout)
 	defer cancel()
-	res, stats := s.opts.Decider.Filter(ctx, &args)
+	res, stats := s.opts.Decider.Filter(ctx, args)
 	for reason, n := range stats {
 		s.metrics.filtered.WithLabelValues(string(reason)).Add(float64(n))
 	}
 	if res.Error != "" {
-		s.opts.Log.Info("filter failed", "pod", podName(&args), "error", res.Error)
+		s.opts.Log.Info("filter failed", "pod", podName(args), "error", res.Error)
 	}
-	writeJSON(w, res)
+	writeJSON(w, toWire(res))
 }
 
 func (s *Server) prioritize(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	defer func() { s.metrics.latency.WithLabelValues("prioritize").Observe(time.Since(start).Seconds()) }()
-	var args extenderv1.ExtenderArgs
-	if err := s.decode(w, r, &args); err != nil {
+	args, err := s.decode(w, r)
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
@@ -182,9 +182,9 @@ func (s *Server) prioritize(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.CallTimeout)
 	defer cancel()
-	list, err := s.opts.Decider.Prioritize(ctx, &args)
+	list, err := s.opts.Decider.Prioritize(ctx, args)
 	if err != nil {
-		s.opts.Log.Info("prioritize failed", "pod", podName(&args), "error", err)
+		s.opts.Log.Info("prioritize failed", "pod", podName(args), "error", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -215,16 +215,21 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, &extenderv1.ExtenderBindingResult{})
 }
 
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, args *extenderv1.ExtenderArgs) error {
+func (s *Server) decode(w http.ResponseWriter, r *http.Request) (*extenderv1.ExtenderArgs, error) {
 	body := http.MaxBytesReader(w, r.Body, s.opts.MaxRequestBytes)
-	if err := json.NewDecoder(body).Decode(args); err != nil {
+	var wire wireArgs
+	if err := json.NewDecoder(body).Decode(&wire); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return fmt.Errorf("the request is larger than %d bytes: set nodeCacheCapable: true in the scheduler's extender configuration", tooBig.Limit)
+			return nil, fmt.Errorf("the request is larger than %d bytes: set nodeCacheCapable: true in the scheduler's extender configuration", tooBig.Limit)
 		}
-		return fmt.Errorf("decoding the extender request: %w", err)
+		return nil, fmt.Errorf("decoding the extender request: %w", err)
 	}
-	return nil
+	args, err := wire.args()
+	if err != nil {
+		return nil, fmt.Errorf("decoding the extender request: %w", err)
+	}
+	return args, nil
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -194,13 +194,16 @@ func openLoop(tb testing.TB, url string, pod *corev1.Pod, nodes []string, calls,
 	start := time.Now()
 	interval := time.Second / time.Duration(rate)
 	var failures sync.Map
+	body, err := json.Marshal(extenderv1.ExtenderArgs{Pod: pod, NodeNames: &nodes})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	for i := range calls {
 		due := start.Add(time.Duration(i) * interval)
 		time.Sleep(time.Until(due))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			body, _ := json.Marshal(extenderv1.ExtenderArgs{Pod: pod, NodeNames: &nodes})
 			resp, err := hc.Post(url+"filter", "application/json", bytes.NewReader(body))
 			if err != nil {
 				failures.Store(i, err)

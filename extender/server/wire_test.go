@@ -1,0 +1,49 @@
+package server
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+
+	extenderv1 "k8s.io/kube-scheduler/extender/v1"
+)
+
+func TestParseNames(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{in: `[]`, want: []string{}},
+		{in: ` [ "a" , "node-1.example" ]  `, want: []string{"a", "node-1.example"}},
+		{in: `["a\u0062"]`, want: []string{"ab"}},
+		{in: `["a",]`, err: true},
+		{in: `["a" "b"]`, err: true},
+		{in: `[1]`, err: true},
+		{in: `["a"`, err: true},
+		{in: `{}`, err: true},
+	} {
+		got, err := parseNames([]byte(tc.in))
+		if (err != nil) != tc.err || (!tc.err && !slices.Equal(got, tc.want)) {
+			t.Errorf("parseNames(%s) = %q, %v; want %q (error %v)", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// The hand-written answer reads back as the scheduler reads it, the same as encoding/json's.
+func TestFilterResultWire(t *testing.T) {
+	for _, names := range [][]string{{}, {"a", "node-1.example"}, {`we"ird`, "ü"}} {
+		in := &extenderv1.ExtenderFilterResult{NodeNames: &names, FailedNodes: extenderv1.FailedNodesMap{"x": "why"}, FailedAndUnresolvableNodes: extenderv1.FailedNodesMap{}}
+		b, err := json.Marshal(toWire(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out extenderv1.ExtenderFilterResult
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		if out.NodeNames == nil || !slices.Equal(*out.NodeNames, names) || out.FailedNodes["x"] != "why" {
+			t.Errorf("%q: read back %s as %+v", names, b, out)
+		}
+	}
+}
