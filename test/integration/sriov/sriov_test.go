@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -36,6 +37,7 @@ func TestSRIOV(t *testing.T) {
 	t.Run("bad input changes nothing", e.testBadInput)
 	t.Run("a VF on vfio-pci gets PF settings and its PCI address", e.testUserspace)
 	t.Run("a failed ADD rolls the VF back", e.testRollback)
+	t.Run("racing ADDs for one VF: one wins, the others change nothing", e.testRace)
 }
 
 func (e *env) testAddDel(t *testing.T) {
@@ -379,4 +381,56 @@ func (e *env) testRollback(t *testing.T) {
 		t.Errorf("after the rollbacks the first address is %s, want 10.66.0.1 free again", r.IPs[0].Address.IP)
 	}
 	c.mustDel(ctx, t)
+}
+
+func (e *env) testRace(t *testing.T) {
+	ctx := ctxT(t, 2*time.Minute)
+	n := sriovtest.NewNode(t, sriovtest.Options{VFs: 1, InHostNetns: true})
+	vf := n.VFs[0]
+	const racers = 4
+	atts := make([]*attachment, racers)
+	for i := range atts {
+		atts[i] = e.newAttachment(n, "c-race-"+string(rune('a'+i)), sriovtest.NewNetns(t, "pod"), vf.PCI, "1.1.0", "10.67.0.0/24", everything)
+	}
+	errs := make(chan error, racers)
+	results := make([]*current.Result, racers)
+	for i, a := range atts {
+		go func() {
+			r, err := a.add(ctx, t)
+			results[i] = r
+			errs <- err
+		}()
+	}
+	won := -1
+	for range racers {
+		if err := <-errs; err != nil && !strings.Contains(err.Error(), "the VF is attached to container c-race-") {
+			t.Errorf("a losing ADD failed otherwise than refused: %v", err)
+		}
+	}
+	for i, r := range results {
+		if r != nil {
+			if won >= 0 {
+				t.Fatalf("%s and %s both got VF %s", atts[won].cid, atts[i].cid, vf.PCI)
+			}
+			won = i
+		}
+	}
+	if won < 0 {
+		t.Fatal("no ADD got the VF")
+	}
+	if err := atts[won].check(ctx, t, results[won]); err != nil {
+		t.Errorf("the winner's attachment: %v", err)
+	}
+	for i, a := range atts {
+		if i != won {
+			a.mustDel(ctx, t) // the runtime's DEL after a failed ADD leaves the winner's VF alone
+		}
+	}
+	if err := atts[won].check(ctx, t, results[won]); err != nil {
+		t.Errorf("the losers' DELs touched the winner's VF: %v", err)
+	}
+	atts[won].mustDel(ctx, t)
+	hostVFUnchanged(t, n, vf)
+	pfFresh(t, n, vf)
+	noRecord(t, n, vf)
 }
