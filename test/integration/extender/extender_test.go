@@ -1,8 +1,10 @@
 package extender
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/plexus-project/plexus/extender/app"
 	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
 )
 
@@ -46,6 +49,14 @@ func TestNetworksVFsAndMissingNAD(t *testing.T) {
 		"0/3 nodes are available",
 		"2 network sriov-n3: pool intel.com/sriov_netdevice has 2 of 4 VFs free on this node, the pod needs 4",
 		"1 network sriov-n3 is not on this node: NetworkAttachmentDefinition default/sriov-n3 selects nodes labelled net/n3=true")
+
+	// --print-scheduler-config reads the NADs and lists their resources.
+	var out bytes.Buffer
+	if err := app.Main(ctx, []string{"--print-scheduler-config", "--kubeconfig", e.cp.Kubeconfig(t, "print"), "--port", "10999"}, &out, io.Discard); err != nil {
+		t.Fatalf("--print-scheduler-config: %v", err)
+	}
+	wantContains(t, "--print-scheduler-config", out.String(), "kind: KubeSchedulerConfiguration", "urlPrefix: http://127.0.0.1:10999/",
+		"bindVerb: bind", "nodeCacheCapable: true", "ignorable: false", "name: intel.com/sriov_netdevice")
 
 	missing := pod("missing-nad", "sriov-n9", 1, "")
 	e.create(ctx, t, missing)
