@@ -15,11 +15,15 @@
   {{- end }}
   httpTimeout: {{ .ctx.Values.scheduler.httpTimeout }}
   ignorable: {{ .ctx.Values.scheduler.extenderIgnorable }}
+  {{- /* kube-scheduler calls an extender with managedResources only for pods requesting one of
+  them: never in secondary mode, whose pods all select networks (some need no device). */}}
+  {{- if ne .ctx.Values.scheduler.mode "secondary" }}
   {{- with .ctx.Values.scheduler.managedResources }}
   managedResources:
     {{- range . }}
     - {name: {{ . }}, ignoredByScheduler: false}
     {{- end }}
+  {{- end }}
   {{- end }}
 {{- end -}}
 

@@ -6,11 +6,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -21,12 +23,16 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	schedv1 "k8s.io/kube-scheduler/config/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/plexus-project/plexus/test/controlplane"
 	"github.com/plexus-project/plexus/test/repo"
@@ -105,18 +111,72 @@ func TestChartIdentities(t *testing.T) {
 	})
 
 	// plexus-extender, the scheduler's sidecar: runs as the scheduler's ServiceAccount.
-	port = freePort(t)
+	port, metricsPort := freePort(t), freePort(t)
 	extender := start(t, filepath.Join(bin, "plexus-extender"), saKubeconfig(t, cp, "plexus-scheduler"),
-		chartArgs(t, objs, "plexus-scheduler", "extender"), fmt.Sprintf("--port=%d", port), "--metrics-bind-address=0")
+		chartArgs(t, objs, "plexus-scheduler", "extender"), fmt.Sprintf("--port=%d", port), fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort))
 	eventually(t, extender, 60*time.Second, "the extender ready under its chart identity", func() error {
 		return get200(http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/readyz", port))
 	})
 
-	for _, p := range []*proc{controller, webhook, extender} {
+	// The second kube-scheduler with the chart's configuration, as the chart's ServiceAccount:
+	// it takes its Lease and binds a pod that names it, calling the extender on the way.
+	scheduler := startScheduler(t, cp, objs, port)
+	eventually(t, scheduler, 60*time.Second, "the second scheduler holding its Lease", func() error {
+		return cp.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: "plexus-scheduler"}, &coordinationv1.Lease{})
+	})
+	cp.CreateNode(ctx, t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}, corev1.ResourceList{
+		corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("8Gi"), corev1.ResourcePods: resource.MustParse("110")})
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "scheduled-by-plexus"},
+		Spec: corev1.PodSpec{SchedulerName: "plexus-scheduler", Containers: []corev1.Container{{Name: "app", Image: "busybox"}}}}
+	if err := cp.Client.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, scheduler, 60*time.Second, "plexus-scheduler binding the pod", func() error {
+		if err := cp.Client.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+			return err
+		}
+		if pod.Spec.NodeName != "node-1" {
+			return fmt.Errorf("pod not bound (nodeName %q)", pod.Spec.NodeName)
+		}
+		return nil
+	})
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`plexus_extender_request_duration_seconds_count\{verb="filter"\} [1-9]`).Match(metrics) {
+		t.Errorf("the scheduler bound the pod without calling the extender's filter:\n%s", metrics)
+	}
+
+	for _, p := range []*proc{controller, webhook, extender, scheduler} {
 		if strings.Contains(strings.ToLower(p.output()), "forbidden") {
 			t.Errorf("%s was refused something under its chart identity:\n%s", p.name, p.output())
 		}
 	}
+}
+
+// startScheduler runs the cached kube-scheduler with the chart's KubeSchedulerConfiguration (its
+// extender on extenderPort) as the plexus-scheduler ServiceAccount.
+func startScheduler(t *testing.T, cp *controlplane.ControlPlane, objs []*unstructured.Unstructured, extenderPort int) *proc {
+	t.Helper()
+	raw, _, _ := unstructured.NestedString(find(objs, "ConfigMap", "plexus-scheduler").Object, "data", "config.yaml")
+	var cfg schedv1.KubeSchedulerConfiguration
+	if err := sigsyaml.UnmarshalStrict([]byte(raw), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ClientConnection.Kubeconfig = saKubeconfig(t, cp, "plexus-scheduler")
+	cfg.Extenders[0].URLPrefix = fmt.Sprintf("http://127.0.0.1:%d/", extenderPort)
+	b, err := sigsyaml.Marshal(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "scheduler.yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return start(t, filepath.Join(cp.BinDir, "kube-scheduler"), "", []string{"--config=" + path, "--secure-port=0", "-v=2"})
 }
 
 // applyKinds creates the objects of the given kinds, as the cluster admin installing the chart.
@@ -193,7 +253,11 @@ func (p *proc) output() string {
 func start(t *testing.T, binary, kubeconfig string, args []string, overrides ...string) *proc {
 	t.Helper()
 	p := &proc{name: filepath.Base(binary)}
-	cmd := exec.Command(binary, append(append(append([]string{}, args...), overrides...), "--kubeconfig="+kubeconfig)...)
+	all := append(append([]string{}, args...), overrides...)
+	if kubeconfig != "" {
+		all = append(all, "--kubeconfig="+kubeconfig)
+	}
+	cmd := exec.Command(binary, all...)
 	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+namespace, "NODE_NAME=node-1")
 	cmd.Stdout, cmd.Stderr = p, p
 	if err := cmd.Start(); err != nil {

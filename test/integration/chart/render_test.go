@@ -159,7 +159,10 @@ func checkScheduler(t *testing.T, objs []*unstructured.Unstructured, m mode) {
 		if len(cfg.Profiles) != 1 || cfg.Profiles[0].SchedulerName == nil || *cfg.Profiles[0].SchedulerName != "plexus-scheduler" {
 			t.Errorf("profiles = %+v", cfg.Profiles)
 		}
-		if len(cfg.Extenders) != 1 || !strings.HasPrefix(cfg.Extenders[0].URLPrefix, "http://127.0.0.1:") || !cfg.Extenders[0].NodeCacheCapable || cfg.Extenders[0].FilterVerb != "filter" {
+		// managedResources would make kube-scheduler skip the extender for pods whose networks
+		// need no device.
+		if len(cfg.Extenders) != 1 || !strings.HasPrefix(cfg.Extenders[0].URLPrefix, "http://127.0.0.1:") || !cfg.Extenders[0].NodeCacheCapable ||
+			cfg.Extenders[0].FilterVerb != "filter" || len(cfg.Extenders[0].ManagedResources) != 0 {
 			t.Errorf("extenders = %+v", cfg.Extenders)
 		}
 	case "extender-only":
