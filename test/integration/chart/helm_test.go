@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -35,17 +36,22 @@ var modes = []mode{
 	{"none", "self-managed"}, {"none", "cert-manager"},
 }
 
-// helmBin is the helm CLI `make helm` installs; the test fails, never skips, without it.
-func helmBin(t *testing.T) string {
+// helmBin is the Helm 3 CLI `make helm` installs; the test fails, never skips, without it.
+func helmBin(t *testing.T) string { return cachedBin(t, "helm") }
+
+// clis are the Helm CLIs the chart must work with: Helm 3 (helm) and Helm 4 (helm4).
+var clis = []string{"helm", "helm4"}
+
+func cachedBin(t *testing.T, name string) string {
 	t.Helper()
 	cache := os.Getenv("PLEXUS_CACHE")
 	if cache == "" {
 		home, _ := os.UserHomeDir()
 		cache = filepath.Join(home, ".cache", "plexus")
 	}
-	bin := filepath.Join(cache, "bin", "helm")
+	bin := filepath.Join(cache, "bin", name)
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("no helm CLI at %s: run `make helm`", bin)
+		t.Fatalf("no %s CLI at %s: run `make helm`", name, bin)
 	}
 	return bin
 }
@@ -59,10 +65,16 @@ func chartDir(t *testing.T) string {
 	return filepath.Join(root, "charts", "plexus")
 }
 
-// helm runs the helm CLI with an empty home (no repositories, no plugins).
+// helm runs the Helm 3 CLI with an empty home (no repositories, no plugins).
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(helmBin(t), args...)
+	return helmCLI(t, "helm", args...)
+}
+
+// helmCLI runs the cached Helm CLI cli with an empty home.
+func helmCLI(t *testing.T, cli string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(cachedBin(t, cli), args...)
 	home := t.TempDir()
 	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+home, "HELM_CONFIG_HOME="+home, "HELM_DATA_HOME="+home)
 	var out, errOut bytes.Buffer
@@ -121,12 +133,36 @@ func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Un
 	return nil
 }
 
+// TestLint: helm lint --strict passes with Helm 3 and Helm 4 in every mode, and both render the
+// same objects.
 func TestLint(t *testing.T) {
+	for _, cli := range clis {
+		for _, m := range modes {
+			t.Run(cli+" "+m.String(), func(t *testing.T) {
+				args := append([]string{"lint", chartDir(t), "--strict", "--namespace", namespace}, m.args()...)
+				if out, err := helmCLI(t, cli, args...); err != nil {
+					t.Fatalf("%s lint: %v\n%s", cli, err, out)
+				}
+			})
+		}
+	}
 	for _, m := range modes {
-		t.Run(m.String(), func(t *testing.T) {
-			args := append([]string{"lint", chartDir(t), "--strict", "--namespace", namespace}, m.args()...)
-			if out, err := helm(t, args...); err != nil {
-				t.Fatalf("helm lint: %v\n%s", err, out)
+		t.Run("helm4 renders as helm "+m.String(), func(t *testing.T) {
+			args := append([]string{"template", "plexus", chartDir(t), "--namespace", namespace, "--kube-version", "1.33.13"}, m.args()...)
+			out4, err := helmCLI(t, "helm4", args...)
+			if err != nil {
+				t.Fatalf("helm4 template: %v", err)
+			}
+			o3, o4 := objects(t, render(t, m.args()...)), objects(t, out4)
+			if len(o3) != len(o4) {
+				t.Fatalf("helm renders %d objects, helm4 %d", len(o3), len(o4))
+			}
+			// The order of the documents may differ; each object must not.
+			for _, a := range o3 {
+				b := find(o4, a.GetKind(), a.GetName())
+				if b == nil || !equality.Semantic.DeepEqual(a.Object, b.Object) {
+					t.Errorf("%s %s differs between Helm 3 and Helm 4", a.GetKind(), a.GetName())
+				}
 			}
 		})
 	}
@@ -146,15 +182,17 @@ func TestBadValues(t *testing.T) {
 		{"failure policy", "webhook.failurePolicy=Maybe", "at '/webhook/failurePolicy'"},
 		{"misspelt value", "webhook.replica=2", "additional properties 'replica' not allowed"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			out, err := helm(t, "template", "plexus", chartDir(t), "--namespace", namespace, "--set", tt.set)
-			if err == nil {
-				t.Fatalf("--set %s rendered:\n%.300s", tt.set, out)
-			}
-			if !strings.Contains(err.Error(), "values don't meet the specifications of the schema") || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("--set %s: %v\nwant the schema's message %q", tt.set, err, tt.want)
-			}
-		})
+	for _, cli := range clis {
+		for _, tt := range tests {
+			t.Run(cli+" "+tt.name, func(t *testing.T) {
+				out, err := helmCLI(t, cli, "template", "plexus", chartDir(t), "--namespace", namespace, "--set", tt.set)
+				if err == nil {
+					t.Fatalf("--set %s rendered:\n%.300s", tt.set, out)
+				}
+				if !strings.Contains(err.Error(), "values don't meet the specifications of the schema") || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("%s --set %s: %v\nwant the schema's message %q", cli, tt.set, err, tt.want)
+				}
+			})
+		}
 	}
 }
