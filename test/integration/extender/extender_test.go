@@ -176,3 +176,28 @@ func TestBurstNeverOversubscribes(t *testing.T) {
 	t.Logf("bound per node %v; the others Pending: %s", perNode, pendingMsg)
 	wantContains(t, "a Pending pod's message", pendingMsg, "pool intel.com/sriov_netdevice has 0 of")
 }
+
+// With nodeCacheCapable false the scheduler sends whole Nodes and takes Nodes back; the
+// decisions are the same.
+func TestWholeNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	e := start(t, stanza{managed: []string{string(vf)}, ignoredByScheduler: true, wholeNodes: true})
+	e.node(ctx, t, "with-net", 2, map[string]string{"net/w": "true"})
+	e.node(ctx, t, "without", 8, nil)
+	e.nad(ctx, t, "w", string(vf), "net/w=true", "")
+	first := pod("first", "w", 2, "")
+	e.create(ctx, t, first)
+	e.settle(ctx, t, first)
+	if first.Spec.NodeName != "with-net" {
+		t.Fatalf("first went to %q (%s), want with-net", first.Spec.NodeName, unschedulable(first))
+	}
+	second := pod("second", "w", 1, "")
+	e.create(ctx, t, second)
+	e.settle(ctx, t, second)
+	if second.Spec.NodeName != "" {
+		t.Fatalf("second was bound to %s, which has no VF left or not the network", second.Spec.NodeName)
+	}
+	wantContains(t, "the second pod's message", unschedulable(second),
+		"1 network w is not on this node", "1 network w: pool intel.com/sriov_netdevice has 0 of 2 VFs free on this node, the pod needs 1")
+}

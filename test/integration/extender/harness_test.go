@@ -44,6 +44,8 @@ type stanza struct {
 	managed []string
 	// ignoredByScheduler leaves the VF count to the extender alone, so the test proves it.
 	ignoredByScheduler bool
+	// wholeNodes: nodeCacheCapable false, the scheduler sends and expects Node objects.
+	wholeNodes bool
 }
 
 // start brings up the control plane, the extender (in this process, on loopback, plain HTTP)
@@ -72,7 +74,7 @@ func start(t *testing.T, s stanza) *env {
 	e := &env{cp: cp, c: cp.Client, url: "http://" + ln.Addr().String() + "/"}
 	e.waitReady(t)
 
-	ext := app.Extender(app.StanzaOptions{URLPrefix: e.url, NodeCacheCapable: true, ManagedResources: s.managed})
+	ext := app.Extender(app.StanzaOptions{URLPrefix: e.url, NodeCacheCapable: !s.wholeNodes, ManagedResources: s.managed})
 	for i := range ext.ManagedResources {
 		ext.ManagedResources[i].IgnoredByScheduler = s.ignoredByScheduler
 	}
