@@ -226,3 +226,63 @@ func e2eAllBlocks(ctx context.Context, t *testing.T, s *suiteCluster) []v1alpha1
 	}
 	return list.Items
 }
+
+// TestVFBackWhenNetnsDies runs plexus-sriov on a sandbox node as the runtime would, then deletes
+// the pod's netns before DEL: the node gets the VF's netdev back under its name and MAC (the
+// sandbox's emulation of what the kernel does with a real VF), and the late DEL, with its netns
+// gone, restores the rest (MTU, PF settings) from plexus-sriov's own record.
+func TestVFBackWhenNetnsDies(t *testing.T) {
+	s := requireSuite(t)
+	s.requireBinary(t, "plexus-sriov")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	n := s.Nodes[0]
+	vf := n.VFs[len(n.VFs)-1]
+	const netns = "e2e-vf-death"
+	nodeRun(ctx, t, n, "ip", "netns", "add", netns)
+	t.Cleanup(func() { _ = n.Command(context.Background(), "ip", "netns", "del", netns).Run() })
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"vf-death","type":"plexus-sriov","deviceID":%q,"vlan":42,"trust":"on","mac":"02:42:00:00:00:01","mtu":1400}`, vf.PCI)
+	call := func(command string) {
+		t.Helper()
+		cmd := n.Command(ctx, "env", "CNI_COMMAND="+command, "CNI_CONTAINERID=e2e-vf-death", "CNI_NETNS=/run/netns/"+netns,
+			"CNI_IFNAME=net1", "CNI_PATH=/opt/cni/bin", "/opt/cni/bin/plexus-sriov")
+		cmd.Stdin = strings.NewReader(conf)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("plexus-sriov %s on %s: %v %s", command, n.Name, err, out)
+		}
+	}
+	fs := sysfs.New(n.HostPath(cluster.FakeSysfsRoot))
+	sv, err := fs.LookupVF(vf.PCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := pf.Recorder{SysfsRoot: fs.Root}
+	call("ADD")
+	if out := nodeOutput(ctx, t, n, "ip", "-n", netns, "-o", "link", "show", "net1"); !strings.Contains(out, "02:42:00:00:00:01") || !strings.Contains(out, "mtu 1400") {
+		t.Fatalf("net1 in the pod netns: %s", out)
+	}
+	if got, _ := rec.Get(ctx, pf.PF{Name: sv.PFName, PCI: sv.PFAddress}, sv.Index); got.VLAN == nil || got.VLAN.ID != 42 {
+		t.Fatalf("PF settings after ADD: %+v", got)
+	}
+
+	nodeRun(ctx, t, n, "ip", "netns", "del", netns)
+	deadline := time.Now().Add(20 * time.Second)
+	for n.Command(ctx, "ip", "link", "show", vf.Netdev).Run() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("VF %s did not come back to %s as %s within 20s after its netns died", vf.PCI, n.Name, vf.Netdev)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	call("DEL")
+	if out := nodeOutput(ctx, t, n, "ip", "-o", "link", "show", vf.Netdev); !strings.Contains(out, vf.MAC) || !strings.Contains(out, "mtu 1500") || !strings.Contains(out, ",UP") {
+		t.Errorf("VF %s after DEL: %s, want MAC %s, MTU 1500, up", vf.PCI, out, vf.MAC)
+	}
+	got, err := rec.Get(ctx, pf.PF{Name: sv.PFName, PCI: sv.PFAddress}, sv.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := pf.Diff(pf.Fresh(), got); d != nil {
+		t.Errorf("PF settings after the late DEL: %v", d)
+	}
+	call("DEL") // twice is fine
+}
