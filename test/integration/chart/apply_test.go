@@ -37,6 +37,23 @@ func certManagerCRDs(t *testing.T) string {
 	return dir
 }
 
+// serverDryRun applies the rendered objects with kubectl apply --dry-run=server: all must be
+// accepted.
+func serverDryRun(t *testing.T, kubectl, kubeconfig, rendered string) {
+	t.Helper()
+	want := len(objects(t, rendered))
+	cmd := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "--dry-run=server", "-f", "-")
+	cmd.Stdin = strings.NewReader(rendered)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("kubectl apply --dry-run=server: %v\n%s\n%s", err, errOut.String(), out.String())
+	}
+	if got := strings.Count(out.String(), "(server dry run)"); got != want {
+		t.Fatalf("the API server accepted %d objects, the chart renders %d:\n%s", got, want, out.String())
+	}
+}
+
 // TestServerDryRun applies every object the chart renders (its CRDs included) in every mode
 // with `kubectl apply --dry-run=server` against a real kube-apiserver that has cert-manager's
 // CRDs: the API server's validation and admission accept each one.
@@ -51,20 +68,12 @@ func TestServerDryRun(t *testing.T) {
 	if _, err := os.Stat(kubectl); err != nil {
 		t.Fatalf("no kubectl in %s: run `make test-bins`", cp.BinDir)
 	}
+	t.Run("sandbox values", func(t *testing.T) {
+		serverDryRun(t, kubectl, kubeconfig, render(t, "--include-crds", "-f", filepath.Join(chartDir(t), "ci", "sandbox-values.yaml")))
+	})
 	for _, m := range modes {
 		t.Run(m.String(), func(t *testing.T) {
-			rendered := render(t, append(m.args(), "--include-crds")...)
-			want := len(objects(t, rendered))
-			cmd := exec.Command(kubectl, "--kubeconfig", kubeconfig, "apply", "--dry-run=server", "-f", "-")
-			cmd.Stdin = strings.NewReader(rendered)
-			var out, errOut bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errOut
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("kubectl apply --dry-run=server: %v\n%s\n%s", err, errOut.String(), out.String())
-			}
-			if got := strings.Count(out.String(), "(server dry run)"); got != want {
-				t.Fatalf("the API server accepted %d objects, the chart renders %d:\n%s", got, want, out.String())
-			}
+			serverDryRun(t, kubectl, kubeconfig, render(t, append(m.args(), "--include-crds")...))
 
 			// helm install against the same API server (dry run) renders NOTES.txt for the mode.
 			notes, err := helm(t, append([]string{"install", "plexus", chartDir(t), "--namespace", namespace,

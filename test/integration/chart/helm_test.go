@@ -36,6 +36,30 @@ var modes = []mode{
 	{"none", "self-managed"}, {"none", "cert-manager"},
 }
 
+// TestSandboxValues: ci/sandbox-values.yaml (the sandbox's install) passes lint and names the
+// images the sandbox imports.
+func TestSandboxValues(t *testing.T) {
+	values := filepath.Join(chartDir(t), "ci", "sandbox-values.yaml")
+	if out, err := helm(t, "lint", chartDir(t), "--strict", "-f", values); err != nil {
+		t.Fatalf("helm lint -f %s: %v\n%s", values, err, out)
+	}
+	objs := objects(t, render(t, "-f", values))
+	for _, img := range podImages(objs) {
+		if !strings.HasPrefix(img, "localhost/plexus/") || !strings.HasSuffix(img, ":dev") {
+			t.Errorf("the sandbox install runs %s, which the sandbox does not build", img)
+		}
+	}
+	for _, o := range objs {
+		cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+		for _, c := range cs {
+			if p := c.(map[string]any)["imagePullPolicy"]; p != "Never" {
+				t.Errorf("%s/%s pulls %v", o.GetName(), c.(map[string]any)["name"], p)
+			}
+		}
+	}
+	checkDevicePlugin(t, objs)
+}
+
 // helmBin is the Helm 3 CLI `make helm` installs; the test fails, never skips, without it.
 func helmBin(t *testing.T) string { return cachedBin(t, "helm") }
 
