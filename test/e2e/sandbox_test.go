@@ -28,7 +28,8 @@ import (
 // the network-status and inside the pod, each SR-IOV network on one of the pod's VFs.
 func TestDemo(t *testing.T) {
 	requireE2E(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	// The demo builds every command first: on a loaded machine that alone may take minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
 	var opts demo.Options

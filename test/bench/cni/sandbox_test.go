@@ -51,17 +51,19 @@ func upSandbox(b *testing.B, edit func(*cluster.Options)) *sandbox {
 	if os.Geteuid() != 0 {
 		b.Skip("the local cluster needs root (network namespaces, mounts, cgroups)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
 	root, err := repo.Root()
 	if err != nil {
 		b.Fatal(err)
 	}
-	buildDir := b.TempDir()
-	build, err := cluster.BuildPlexus(ctx, root, buildDir, "plexus-sandbox")
+	// The build has its own bound: on a loaded machine it may take most of ten minutes.
+	bctx, bcancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	build, err := cluster.BuildPlexus(bctx, root, b.TempDir(), "plexus-sandbox")
+	bcancel()
 	if err != nil {
 		b.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 	opts := cluster.Options{Nodes: 2, AuditUsers: []string{daemonUser}}
 	demo.WithPlexus(&opts, build)
 	if edit != nil {
