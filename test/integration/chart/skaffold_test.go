@@ -127,11 +127,15 @@ func TestSkaffold(t *testing.T) {
 		t.Run("profile "+p.Name, func(t *testing.T) {
 			args := slices.Clone(set)
 			for _, patch := range p.Patches {
-				if !strings.HasSuffix(patch.Path, "/setValues") {
-					continue
-				}
-				for k, v := range patch.Value.(map[string]any) {
-					args = append(args, "--set", fmt.Sprintf("%s=%v", k, v))
+				switch {
+				case strings.HasSuffix(patch.Path, "/setValues"):
+					for k, v := range patch.Value.(map[string]any) {
+						args = append(args, "--set", fmt.Sprintf("%s=%v", k, v))
+					}
+				case strings.HasSuffix(patch.Path, "/valuesFiles"):
+					for _, f := range patch.Value.([]any) {
+						args = append(args, "-f", filepath.Join(root, f.(string)))
+					}
 				}
 			}
 			objs := objects(t, render(t, args...))
