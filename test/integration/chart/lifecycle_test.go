@@ -1,10 +1,12 @@
 package chart
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -15,19 +17,25 @@ import (
 	"github.com/plexus-project/plexus/test/controlplane"
 )
 
-// TestInstallUpgradeUninstall runs helm install, upgrade and uninstall of the chart against a
-// real API server (no kubelet: the workloads are created, not run): the upgrade carries a changed
+// TestInstallUpgradeUninstall runs helm install, upgrade and uninstall of the chart, with Helm 3
+// and with Helm 4, against a real API server (no kubelet: the workloads are created, not run): the upgrade carries a changed
 // device plugin resourceList into its ConfigMap and rolls the DaemonSet's pods (a new template
-// checksum); uninstall removes every object the release created and keeps the CRDs.
+// checksum) and keeps the injected caBundle; uninstall removes every object the release created and keeps the CRDs.
 func TestInstallUpgradeUninstall(t *testing.T) {
+	for _, cli := range clis {
+		t.Run(cli, func(t *testing.T) { installUpgradeUninstall(t, cli) })
+	}
+}
+
+func installUpgradeUninstall(t *testing.T, cli string) {
 	cp := controlplane.Start(t, controlplane.Options{})
 	ctx := context.Background()
 	kubeconfig := cp.Kubeconfig(t, "chart-installer")
 	run := func(args ...string) string {
 		t.Helper()
-		out, err := helm(t, append(args, "--kubeconfig", kubeconfig)...)
+		out, err := helmCLI(t, cli, append(args, "--kubeconfig", kubeconfig)...)
 		if err != nil {
-			t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+			t.Fatalf("%s %s: %v\n%s", cli, strings.Join(args, " "), err, out)
 		}
 		return out
 	}
@@ -45,9 +53,27 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	}
 	before := ds.Spec.Template.Annotations["checksum/config"]
 
+	// What the certs reconciler (or cert-manager's injector) wrote must survive the upgrade, or
+	// every upgrade would be an admission outage until the next injection.
+	injected := []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+	var mwc admissionregistrationv1.MutatingWebhookConfiguration
+	if err := cp.Client.Get(ctx, types.NamespacedName{Name: "plexus-webhook"}, &mwc); err != nil {
+		t.Fatal(err)
+	}
+	mwc.Webhooks[0].ClientConfig.CABundle = injected
+	if err := cp.Client.Update(ctx, &mwc); err != nil {
+		t.Fatal(err)
+	}
+
 	run("upgrade", "plexus", chartDir(t), "--namespace", namespace, "--reuse-values",
 		"--set", "devicePlugin.resourceList[0].resourceName=sriov_n3",
 		"--set", "devicePlugin.resourceList[0].selectors.pfNames[0]=ens1f0")
+	if err := cp.Client.Get(ctx, types.NamespacedName{Name: "plexus-webhook"}, &mwc); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(mwc.Webhooks[0].ClientConfig.CABundle, injected) {
+		t.Errorf("helm upgrade wiped the injected caBundle (now %q)", mwc.Webhooks[0].ClientConfig.CABundle)
+	}
 	var cm corev1.ConfigMap
 	if err := cp.Client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: "plexus-deviceplugin"}, &cm); err != nil {
 		t.Fatal(err)
