@@ -3,7 +3,6 @@ package extender
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 
 	"github.com/plexus-project/plexus/deviceplugin/capacity"
@@ -56,14 +55,11 @@ func (p poolOnNode) bestNUMA() (string, int64) {
 	if p.published == nil || len(p.published.NUMA) == 0 {
 		return "", 0
 	}
-	keys := make([]string, 0, len(p.published.NUMA))
-	for k := range p.published.NUMA {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	// The most free wins; among equals the smallest key, so the answer does not depend on
+	// map order (no sort: this runs for every node of a prioritize call).
 	best, most := "", int64(-1)
-	for _, k := range keys {
-		if f := p.numaFree(k); f > most {
+	for k := range p.published.NUMA {
+		if f := p.numaFree(k); f > most || (f == most && k < best) {
 			best, most = k, f
 		}
 	}
@@ -84,9 +80,13 @@ func (p poolOnNode) maxNUMAHealthy() int64 {
 
 // pfsWithFree counts the PFs on a NUMA node that report a free VF.
 func (p poolOnNode) pfsWithFree(numa string) int {
+	id, err := strconv.Atoi(numa)
+	if err != nil {
+		return 0
+	}
 	n := 0
 	for _, pf := range p.published.PFs {
-		if pf.Free > 0 && strconv.Itoa(pf.NUMA) == numa {
+		if pf.Free > 0 && pf.NUMA == id {
 			n++
 		}
 	}

@@ -188,6 +188,11 @@ func (s *Server) prioritize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	if raw, ok := writePriorities(list); ok {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(raw)
+		return
+	}
 	writeJSON(w, &list)
 }
 

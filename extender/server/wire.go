@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
@@ -103,10 +104,8 @@ func writeNames(names []string) (json.RawMessage, bool) {
 	b := make([]byte, 0, n)
 	b = append(b, '[')
 	for i, s := range names {
-		for j := 0; j < len(s); j++ {
-			if c := s[j]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-				return nil, false
-			}
+		if !plain(s) {
+			return nil, false
 		}
 		if i > 0 {
 			b = append(b, ',')
@@ -116,4 +115,34 @@ func writeNames(names []string) (json.RawMessage, bool) {
 		b = append(b, '"')
 	}
 	return append(b, ']'), true
+}
+
+// writePriorities writes list as JSON by hand; ok is false when a host name needs escaping.
+func writePriorities(list extenderv1.HostPriorityList) (json.RawMessage, bool) {
+	b := make([]byte, 0, 2+len(list)*40)
+	b = append(b, '[')
+	for i, hp := range list {
+		if !plain(hp.Host) {
+			return nil, false
+		}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"Host":"`...)
+		b = append(b, hp.Host...)
+		b = append(b, `","Score":`...)
+		b = strconv.AppendInt(b, hp.Score, 10)
+		b = append(b, '}')
+	}
+	return append(b, ']'), true
+}
+
+// plain is true when s needs no escaping in JSON (node names never do).
+func plain(s string) bool {
+	for j := 0; j < len(s); j++ {
+		if c := s[j]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }

@@ -47,3 +47,19 @@ func TestFilterResultWire(t *testing.T) {
 		}
 	}
 }
+
+func TestPrioritiesWire(t *testing.T) {
+	for _, list := range []extenderv1.HostPriorityList{{}, {{Host: "a", Score: 10}, {Host: "node-2.x", Score: 0}}} {
+		raw, ok := writePriorities(list)
+		if !ok {
+			t.Fatalf("%v: not written", list)
+		}
+		var out extenderv1.HostPriorityList
+		if err := json.Unmarshal(raw, &out); err != nil || !slices.Equal(out, list) {
+			t.Errorf("%v: wrote %s, read back %v (%v)", list, raw, out, err)
+		}
+	}
+	if _, ok := writePriorities(extenderv1.HostPriorityList{{Host: `a"b`}}); ok {
+		t.Error("a name needing escapes was written by hand")
+	}
+}

@@ -41,6 +41,7 @@ type running struct {
 
 	mu      sync.Mutex
 	filters []time.Duration
+	calls   map[string][]time.Duration // every verb, by path
 }
 
 func startExtender(tb testing.TB, cp *controlplane.ControlPlane) *running {
@@ -63,16 +64,18 @@ func startExtender(tb testing.TB, cp *controlplane.ControlPlane) *running {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r := &running{url: "http://" + ln.Addr().String() + "/", cluster: cluster}
+	r := &running{url: "http://" + ln.Addr().String() + "/", cluster: cluster, calls: map[string][]time.Duration{}}
 	h := srv.Handler()
 	timed := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()
 		h.ServeHTTP(w, req)
+		d := time.Since(start)
+		r.mu.Lock()
 		if req.URL.Path == "/filter" {
-			r.mu.Lock()
-			r.filters = append(r.filters, time.Since(start))
-			r.mu.Unlock()
+			r.filters = append(r.filters, d)
 		}
+		r.calls[req.URL.Path] = append(r.calls[req.URL.Path], d)
+		r.mu.Unlock()
 	})
 	hs := &http.Server{Handler: timed, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = w.Run(ctx) }()
@@ -84,6 +87,13 @@ func startExtender(tb testing.TB, cp *controlplane.ControlPlane) *running {
 		tb.Fatalf("extender caches not synced: %v", err)
 	}
 	return r
+}
+
+// callDurations is how long each verb took to handle.
+func (r *running) callDurations(path string) []time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]time.Duration{}, r.calls[path]...)
 }
 
 func (r *running) filterDurations() []time.Duration {
