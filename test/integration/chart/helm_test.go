@@ -60,12 +60,10 @@ func TestSandboxValues(t *testing.T) {
 	checkDevicePlugin(t, objs)
 }
 
-// helmBin is the Helm 3 CLI `make helm` installs; the test fails, never skips, without it.
-func helmBin(t *testing.T) string { return cachedBin(t, "helm") }
-
 // clis are the Helm CLIs the chart must work with: Helm 3 (helm) and Helm 4 (helm4).
 var clis = []string{"helm", "helm4"}
 
+// cachedBin is the CLI name `make helm` installs; the test fails, never skips, without it.
 func cachedBin(t *testing.T, name string) string {
 	t.Helper()
 	cache := os.Getenv("PLEXUS_CACHE")
