@@ -66,7 +66,7 @@ func TestImportAndRunCNIInstaller(t *testing.T) {
 	}
 
 	host := t.TempDir()
-	out := ctr("run", "--rm", "--mount", "type=bind,src="+host+",dst=/host/cni/bin,options=rbind:rw",
+	out := ctr("run", "--rm", "--fifo-dir", t.TempDir(), "--mount", "type=bind,src="+host+",dst=/host/cni/bin,options=rbind:rw",
 		img.Ref, "plexus-cni-install-test", "/ko-app/plexus-install-cni", "--to=/host/cni/bin")
 	for _, c := range []string{"plexus", "plexus-sriov", "plexus-ipam"} {
 		got, err := os.ReadFile(filepath.Join(host, c))
@@ -84,7 +84,10 @@ func TestImportAndRunCNIInstaller(t *testing.T) {
 }
 
 // startContainerd runs a containerd of its own (no CRI plugin) under a temporary root and
-// returns its socket.
+// returns its socket. It runs in a mount namespace of its own with a tmpfs on /run, and its opt
+// directory under the temporary root: containerd 1.6 keeps shim sockets and runc state under
+// /run/containerd whatever its config says, and the host's /run/containerd and /opt/containerd
+// are what the sandbox's leftover check looks at (and what a real node's containerd uses).
 func startContainerd(ctx context.Context, t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "plexus-containerd-")
@@ -98,13 +101,16 @@ state = %q
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [grpc]
   address = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock)
+[plugins."io.containerd.internal.v1.opt"]
+  path = %q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, filepath.Join(dir, "opt"))
 	cfgPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	cmd := exec.Command("containerd", "--config", cfgPath)
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`mount -t tmpfs plexus-test-run /run && exec containerd --config "$0"`, cfgPath)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
