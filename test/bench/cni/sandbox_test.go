@@ -345,6 +345,48 @@ func (s *sandbox) daemonRequests(offset int64) ([]cluster.AuditEvent, error) {
 	return cluster.ReadAudit(f, daemonUser)
 }
 
+// waitAuditQuiet waits until the audit log has not grown for quiet (at most limit): the
+// daemon's work for the previous burst (releases after the pods went) is then done and not
+// counted in the next.
+func (s *sandbox) waitAuditQuiet(ctx context.Context, quiet, limit time.Duration) error {
+	last, err := s.auditOffset()
+	if err != nil {
+		return err
+	}
+	since := time.Now()
+	deadline := time.Now().Add(limit)
+	for time.Since(since) < quiet {
+		if time.Now().After(deadline) {
+			return nil // a daemon that never goes quiet: counted, and the detail shows it
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+		now, err := s.auditOffset()
+		if err != nil {
+			return err
+		}
+		if now != last {
+			last, since = now, time.Now()
+		}
+	}
+	return nil
+}
+
+// cniRequests are the requests of the daemon's CNI server: everything but the IPAM agent's
+// (which shares the daemon's identity and writes ipam.plexus.io blocks).
+func cniRequests(events []cluster.AuditEvent) int {
+	n := 0
+	for _, e := range events {
+		if e.ObjectRef == nil || !strings.HasPrefix(e.ObjectRef.Resource, "ip") {
+			n++
+		}
+	}
+	return n
+}
+
 // byVerb summarises requests as "patch pods/status x30, ...".
 func byVerb(events []cluster.AuditEvent) string {
 	counts := map[string]int{}
