@@ -25,6 +25,9 @@ type Reconciler struct {
 	// and writes.
 	Client client.Client
 	Opts   Options
+
+	// ownerRef is the pass's owner of the Secrets (see owner).
+	ownerRef *metav1.OwnerReference
 }
 
 var _ reconcile.Reconciler = (*Reconciler)(nil)
@@ -39,6 +42,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	now := r.Opts.Clock()
 	caSecret, err := r.getSecret(ctx, r.Opts.CASecret)
 	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if r.ownerRef, err = r.owner(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
 	auth, problem := authorityFrom(caSecret)
@@ -97,7 +103,8 @@ func (r *Reconciler) saveCA(ctx context.Context, s *corev1.Secret, auth *certs.A
 	if create {
 		s = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Opts.Namespace, Name: r.Opts.CASecret, Labels: labels()}, Type: corev1.SecretTypeOpaque}
 	}
-	if !writeAuthority(s, auth, now) && !create {
+	owned := r.own(s)
+	if !writeAuthority(s, auth, now) && !owned && !create {
 		return s, nil
 	}
 	var err error
@@ -126,7 +133,8 @@ func (r *Reconciler) ensureServing(ctx context.Context, s Serving, ca *certs.Key
 	req := certs.ServingRequest{CommonName: s.SecretName, DNSNames: s.DNSNames, IPs: s.IPs, Lifetime: r.Opts.Lifetime}
 	leaf := servingLeaf(sec)
 	why := certs.ReissueReason(leaf, ca.Cert, req, now, r.Opts.RenewFraction)
-	if why == "" && bytes.Equal(sec.Data[KeyBundle], bundle) {
+	owned := r.own(sec)
+	if why == "" && bytes.Equal(sec.Data[KeyBundle], bundle) && !owned {
 		return certs.RenewAt(leaf, r.Opts.RenewFraction), nil
 	}
 	if sec.Data == nil {
@@ -176,6 +184,38 @@ func (r *Reconciler) inject(ctx context.Context, bundle []byte) error {
 		}
 	}
 	return nil
+}
+
+// owner is the MutatingWebhookConfiguration of the first configured name, when it exists: the
+// Secrets are made its dependents, so that removing the install (helm uninstall deletes the
+// configuration) lets the garbage collector remove the certificates too.
+func (r *Reconciler) owner(ctx context.Context) (*metav1.OwnerReference, error) {
+	if len(r.Opts.WebhookConfigurations) == 0 {
+		return nil, nil
+	}
+	var m admissionregistrationv1.MutatingWebhookConfiguration
+	err := r.Client.Get(ctx, types.NamespacedName{Name: r.Opts.WebhookConfigurations[0]}, &m)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", r.Opts.WebhookConfigurations[0], err)
+	}
+	return &metav1.OwnerReference{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingWebhookConfiguration", Name: m.Name, UID: m.UID}, nil
+}
+
+// own makes s a dependent of the pass's owner; it reports whether s changed.
+func (r *Reconciler) own(s *corev1.Secret) bool {
+	if r.ownerRef == nil {
+		return false
+	}
+	for _, ref := range s.OwnerReferences {
+		if ref.UID == r.ownerRef.UID {
+			return false
+		}
+	}
+	s.OwnerReferences = append(s.OwnerReferences, *r.ownerRef)
+	return true
 }
 
 func setBundle(bundle []byte, n int, field func(int) *[]byte) (changed bool) {

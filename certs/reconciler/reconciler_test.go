@@ -23,7 +23,7 @@ import (
 func TestPassesRotate(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
-	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "plexus-webhook"},
+	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "plexus-webhook", UID: "mwc-uid"},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{Name: "a.plexus.io"}, {Name: "b.plexus.io"}}}
 	c := fake.NewClientBuilder().WithScheme(clientgoscheme.Scheme).WithObjects(mwc).Build()
 	opts := Options{
@@ -79,6 +79,12 @@ func TestPassesRotate(t *testing.T) {
 	}
 
 	wait := pass()
+	for _, name := range []string{"plexus-ca", "plexus-webhook-tls"} {
+		// Dependents of the webhook configuration: uninstalling the chart removes them too.
+		if refs := secret(name).OwnerReferences; len(refs) != 1 || refs[0].UID != "mwc-uid" || refs[0].Kind != "MutatingWebhookConfiguration" {
+			t.Errorf("Secret %s has owners %+v, want the MutatingWebhookConfiguration", name, refs)
+		}
+	}
 	first := caID(KeyCACert)
 	if issuer() != first {
 		t.Fatal("the serving certificate is not signed by the CA")
