@@ -49,7 +49,7 @@ func components() []component {
 		{bin: "plexus-webhook", role: "admission webhook (Deployment)", manifest: "plexus-webhook.yaml", setup: webhookSetup, ready: webhookReady},
 		{bin: "plexus-extender", role: "scheduler extender"},
 		{bin: "plexus-controller", role: "IPAM and certificate reconcilers (Deployment)", manifest: "plexus-controller.yaml", setup: ensureNamespace, ready: controllerReady},
-		{bin: "plexus-daemon", role: "node daemon: CNI server, IPAM agent (DaemonSet)", manifest: "plexus-daemon.yaml", ready: daemonReady},
+		{bin: "plexus-daemon", role: "CNI server and IPAM agent (DaemonSet)", manifest: "plexus-daemon.yaml", ready: daemonReady},
 		{bin: "plexus", role: "CNI meta-plugin", cni: true, ready: cniReady},
 		{bin: "plexus-sriov", role: "SR-IOV CNI plugin", cni: true},
 		{bin: "plexus-ipam", role: "IPAM CNI plugin", cni: true, manifest: "plexus-ipam.yaml"},
