@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	dpconfig "github.com/plexus-project/plexus/deviceplugin/config"
+	webhookconfig "github.com/plexus-project/plexus/webhook/config"
 )
 
 // TestRendered checks, in every mode, what the chart promises of the objects it renders.
@@ -103,6 +104,7 @@ func checkWebhook(t *testing.T, objs []*unstructured.Unstructured, m mode) {
 	if find(objs, "PodDisruptionBudget", "plexus-webhook") == nil {
 		t.Error("no PodDisruptionBudget for the webhook")
 	}
+	podUpdates := false
 	for _, kind := range []string{"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"} {
 		cfg := find(objs, kind, "plexus-webhook")
 		if cfg == nil {
@@ -129,7 +131,17 @@ func checkWebhook(t *testing.T, objs []*unstructured.Unstructured, m mode) {
 					t.Errorf("%s: pods without a networks annotation reach the webhook (matchConditions %v)", name, conds)
 				}
 			}
+			if name == webhookconfig.ValidatePodUpdates {
+				podUpdates = true
+				conds, _, _ := unstructured.NestedSlice(w, "matchConditions")
+				if len(conds) != 1 || conds[0].(map[string]any)["expression"] != webhookconfig.NetworksChangedExpression {
+					t.Errorf("%s: matchConditions %v, want the one expression webhook/config uses: %s", name, conds, webhookconfig.NetworksChangedExpression)
+				}
+			}
 		}
+	}
+	if !podUpdates {
+		t.Errorf("no %s webhook: a scheduled pod's networks could be changed by an update", webhookconfig.ValidatePodUpdates)
 	}
 }
 
