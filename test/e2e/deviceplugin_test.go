@@ -37,6 +37,11 @@ func TestDevicePlugin(t *testing.T) {
 	c := s.Cluster
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	// An earlier test's device plugin (TestCNI installs one) may have gone moments ago: until
+	// kubelet has marked its devices unhealthy, allocatable still shows them, and a pod
+	// admitted on that stale count fails with UnexpectedAdmissionError before the new plugin
+	// registers. Start from a node status that no longer counts the old plugin's devices.
+	waitAllocatable(ctx, t, c, 0)
 	installDevicePlugin(ctx, t, c)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -303,4 +308,24 @@ func podResourceDevices(ctx context.Context, t *testing.T, socket, pod string) [
 		}
 	}
 	return ids
+}
+
+// waitAllocatable waits until no node's allocatable counts more than max VFs of sriovResource.
+func waitAllocatable(ctx context.Context, t *testing.T, c *cluster.Cluster, max int64) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, n := range c.Nodes {
+			node, err := c.Clientset.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			if q := node.Status.Allocatable[sriovResource]; q.Value() > max {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("a device plugin that is gone still counts in allocatable %s: %v", sriovResource, err)
+	}
 }
