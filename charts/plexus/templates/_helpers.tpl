@@ -66,3 +66,9 @@ securityContext:
   capabilities: {drop: [ALL]}
   seccompProfile: {type: RuntimeDefault}
 {{- end -}}
+
+{{/* Whether plexus-controller issues and rotates the serving certificates: certs.mode
+self-managed and a component that serves HTTPS to the API server or the scheduler. */}}
+{{- define "plexus.selfManagedCerts" -}}
+{{- if and (eq .Values.certs.mode "self-managed") (or .Values.webhook.enabled (include "plexus.extenderService" .)) -}}true{{- end -}}
+{{- end -}}
