@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -32,6 +33,9 @@ type CNIOptions struct {
 	ClusterNetwork string
 	// MaxInFlight and MaxQueued bound the calls worked on and waiting.
 	MaxInFlight, MaxQueued int
+	// MaxDelegates bounds the plugin executions running at once across every call of the node
+	// (default 4 per CPU).
+	MaxDelegates int
 	// RequestTimeout bounds one call (the shim's timeout is set a little above it).
 	RequestTimeout time.Duration
 	// NamespaceIsolation refuses NADs of another namespace except GlobalNamespaces'.
@@ -57,6 +61,7 @@ func (o *CNIOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.StateDir, "cni-state-dir", "/var/lib/plexus/cni", "directory of the per-container result cache; keep it across restarts (a host path)")
 	fs.StringVar(&o.ClusterNetwork, "cni-cluster-network", "", `the cluster default network: "" = the first other config in --cni-conf-dir, an absolute path of a .conf/.conflist, or a NetworkAttachmentDefinition as namespace/name`)
 	fs.IntVar(&o.MaxInFlight, "cni-max-in-flight", 32, "CNI calls worked on at once")
+	fs.IntVar(&o.MaxDelegates, "cni-max-delegates", 4*runtime.NumCPU(), "delegate plugin executions (one network's ADD, DEL, CHECK, GC or STATUS) running at once across every call of the node; the others wait for a slot")
 	fs.IntVar(&o.MaxQueued, "cni-max-queued", 512, "ADD/CHECK calls waiting for a slot; beyond it they fail with try-again-later")
 	fs.DurationVar(&o.RequestTimeout, "cni-request-timeout", 170*time.Second, "bound of one CNI call in the daemon, queueing included (the shim waits 10s more)")
 	fs.BoolVar(&o.NamespaceIsolation, "cni-namespace-isolation", true, "refuse a pod selecting a NetworkAttachmentDefinition of another namespace unless that namespace is in --cni-global-namespaces")
@@ -76,8 +81,8 @@ func (o *CNIOptions) Validate() error {
 	if o.ConfDir == "" || o.StateDir == "" || o.SocketDir == "" || len(o.BinDirs) == 0 {
 		errs = append(errs, "--cni-conf-dir, --cni-state-dir, --cni-socket-dir and --cni-bin-dir must not be empty")
 	}
-	if o.MaxInFlight < 1 || o.MaxQueued < 0 {
-		errs = append(errs, "--cni-max-in-flight must be at least 1 and --cni-max-queued at least 0")
+	if o.MaxInFlight < 1 || o.MaxQueued < 0 || o.MaxDelegates < 1 {
+		errs = append(errs, "--cni-max-in-flight and --cni-max-delegates must be at least 1 and --cni-max-queued at least 0")
 	}
 	if cn := o.ClusterNetwork; cn != "" && !strings.HasPrefix(cn, "/") && strings.Count(cn, "/") != 1 {
 		errs = append(errs, fmt.Sprintf("--cni-cluster-network=%q: give an absolute file path or namespace/name of a NetworkAttachmentDefinition", cn))

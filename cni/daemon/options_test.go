@@ -19,6 +19,7 @@ func TestFlagsAndValidate(t *testing.T) {
 		{args: []string{"--cni-server", "--cni-cluster-network", "flannel"}, wantErr: "--cni-cluster-network"},
 		{args: []string{"--cni-server", "--cni-max-in-flight", "0"}, wantErr: "--cni-max-in-flight"},
 		{args: []string{"--cni-server", "--cni-state-dir", ""}, wantErr: "--cni-state-dir"},
+		{args: []string{"--cni-server", "--cni-max-delegates", "0"}, wantErr: "--cni-max-delegates"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -31,6 +32,9 @@ func TestFlagsAndValidate(t *testing.T) {
 			err := o.Validate()
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Errorf("Validate = %v, want %q", err, tt.wantErr)
+			}
+			if !fs.Changed("cni-max-delegates") && o.MaxDelegates < 4 {
+				t.Errorf("--cni-max-delegates = %d, want 4 per CPU by default", o.MaxDelegates)
 			}
 			if !o.NamespaceIsolation || len(o.GlobalNamespaces) != 1 || o.GlobalNamespaces[0] != "default" || o.MetricsAddr != "127.0.0.1:8093" {
 				t.Errorf("defaults: isolation %v, global %v, metrics %q; want on, [default], loopback", o.NamespaceIsolation, o.GlobalNamespaces, o.MetricsAddr)

@@ -103,7 +103,7 @@ func startCNI(ctx context.Context, g *errgroup.Group, ipam agent.Options, o CNIO
 	att := attach.New(attach.Options{NodeName: ipam.NodeName, BinDirs: o.BinDirs,
 		NamespaceIsolation: o.NamespaceIsolation, GlobalNamespaces: o.GlobalNamespaces, AllowedPlugins: o.AllowedPlugins},
 		attach.Host{
-			Delegates:   libcni.NewCNIConfigWithCacheDir(o.BinDirs, filepath.Join(o.StateDir, "libcni"), nil),
+			Delegates:   attach.LimitDelegates(libcni.NewCNIConfigWithCacheDir(o.BinDirs, filepath.Join(o.StateDir, "libcni"), nil), o.MaxDelegates),
 			Pods:        view,
 			NADs:        view,
 			Reporter:    view,
