@@ -54,7 +54,9 @@ func (a *Attacher) Add(ctx context.Context, c *Call) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	plan, err := a.plan(ctx, c, conf, ref, pod)
+	turn := &deviceTurn{mu: &a.devices}
+	defer turn.done()
+	plan, err := a.plan(ctx, c, conf, ref, pod, turn)
 	if err != nil {
 		a.fail(ctx, pod, "ADD", reasonOf(err), err)
 		return nil, err
@@ -68,6 +70,7 @@ func (a *Attacher) Add(ctx context.Context, c *Call) ([]byte, error) {
 	if err := a.host.Cache.Put(entry); err != nil {
 		return nil, types.NewError(types.ErrInternal, "plexus: caching the attachments", err.Error())
 	}
+	turn.done() // the devices taken are in the cache now
 
 	results, err := a.attachAll(ctx, c, plan)
 	if err == nil {

@@ -53,9 +53,14 @@ type Devices interface {
 	PodDevices(ctx context.Context, namespace, name, resource string) ([]string, error)
 }
 
-// DeviceInfos reads the device-info file of a device (deviceplugin/devinfo's Store is one).
+// DeviceInfos reads the device-info files the device plugin writes when kubelet allocates a
+// device (deviceplugin/devinfo's Store is one).
 type DeviceInfos interface {
+	// Read returns the device-info of a device.
 	Read(resource, deviceID string) (*nadv1.DeviceInfo, error)
+	// List returns the devices of resource that have a file: the ones allocated to some pod of
+	// the node, which the files do not name.
+	List(resource string) ([]string, error)
 }
 
 // Netns does the work inside a pod's network namespace the plugins do not.
@@ -126,6 +131,9 @@ type Attacher struct {
 
 	mu    sync.Mutex
 	locks map[string]*containerLock
+	// devices is held by an ADD from its first device until its cache entry records the devices
+	// it took, so no other ADD sees them as unattached in between (see devicesFromFiles).
+	devices sync.Mutex
 }
 
 type containerLock struct {

@@ -84,7 +84,7 @@ func planError(code uint, format string, args ...any) error {
 
 // plan resolves the pod's networks into delegates: the default network as ifName, then each
 // selected network.
-func (a *Attacher) plan(ctx context.Context, c *Call, conf *shimConf, ref podRef, pod *corev1.Pod) ([]*delegate, error) {
+func (a *Attacher) plan(ctx context.Context, c *Call, conf *shimConf, ref podRef, pod *corev1.Pod, turn *deviceTurn) ([]*delegate, error) {
 	def, err := a.defaultDelegate(c, conf, ref, pod)
 	if err != nil {
 		return nil, err
@@ -111,6 +111,7 @@ func (a *Attacher) plan(ctx context.Context, c *Call, conf *shimConf, ref podRef
 			Network: n.Key(), IfName: ifName, Args: withCNIArgs(ref.Args), CapabilityArgs: selectionCapabilities(sel),
 		}}
 		if n.ResourceName != "" {
+			turn.take()
 			id, err := a.takeDevice(ctx, pod, n, devices)
 			if err != nil {
 				return nil, err
@@ -203,7 +204,9 @@ func (a *Attacher) takeDevice(ctx context.Context, pod *corev1.Pod, n *network.N
 		}
 		all, err := a.host.Devices.PodDevices(ctx, pod.Namespace, pod.Name, n.ResourceName)
 		if err != nil {
-			return "", types.NewError(types.ErrTryAgainLater, fmt.Sprintf("network %s: reading the %s devices kubelet allocated to pod %s/%s", n.Key(), n.ResourceName, pod.Namespace, pod.Name), err.Error())
+			if all, err = a.devicesFromFiles(pod, n.ResourceName, err); err != nil {
+				return "", types.NewError(types.ErrTryAgainLater, fmt.Sprintf("network %s: reading the %s devices kubelet allocated to pod %s/%s", n.Key(), n.ResourceName, pod.Namespace, pod.Name), err.Error())
+			}
 		}
 		ids = all
 	}

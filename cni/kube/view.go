@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
@@ -129,8 +130,10 @@ func (v *View) Warn(pod *corev1.Pod, reason, message string) {
 	v.recorder.Event(pod, corev1.EventTypeWarning, reason, message)
 }
 
-// slimPod keeps what the server reads of a pod: its identity and its network annotations
-// (the cache holds every pod of the node; the rest is not needed).
+// slimPod keeps what the server reads of a pod: its identity, its network annotations and
+// its containers' extended resources (how many devices it asked for, when kubelet's
+// PodResources API does not say which it got). The cache holds every pod of the node; the rest
+// is not needed.
 func slimPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -151,8 +154,34 @@ func slimPod(obj any) (any, error) {
 			Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID, ResourceVersion: pod.ResourceVersion,
 			Annotations: annotations, DeletionTimestamp: pod.DeletionTimestamp,
 		},
-		Spec: corev1.PodSpec{NodeName: pod.Spec.NodeName},
+		Spec: corev1.PodSpec{NodeName: pod.Spec.NodeName, Containers: extendedResources(pod.Spec.Containers)},
 	}, nil
+}
+
+// extendedResources keeps, of the containers asking for extended resources (names with a
+// domain, such as intel.com/sriov_netdevice), those resources alone; nil when none asks.
+func extendedResources(containers []corev1.Container) []corev1.Container {
+	var out []corev1.Container
+	for _, c := range containers {
+		lim, req := extended(c.Resources.Limits), extended(c.Resources.Requests)
+		if lim != nil || req != nil {
+			out = append(out, corev1.Container{Name: c.Name, Resources: corev1.ResourceRequirements{Limits: lim, Requests: req}})
+		}
+	}
+	return out
+}
+
+func extended(rl corev1.ResourceList) corev1.ResourceList {
+	var out corev1.ResourceList
+	for name, q := range rl {
+		if strings.Contains(string(name), "/") && !strings.HasPrefix(string(name), "kubernetes.io/") {
+			if out == nil {
+				out = corev1.ResourceList{}
+			}
+			out[name] = q
+		}
+	}
+	return out
 }
 
 func dropManagedFields(obj any) (any, error) {

@@ -9,6 +9,7 @@ import (
 	nadfake "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -70,3 +71,25 @@ func TestViewReadsFromCachesAndFallsBackToOneGet(t *testing.T) {
 		t.Errorf("missing pod = %v, want NotFound", err)
 	}
 }
+
+func TestSlimPodKeepsExtendedResourcesOnly(t *testing.T) {
+	vf := corev1.ResourceName("intel.com/sriov_netdevice")
+	two := resourceQuantity("2")
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a"}, Spec: corev1.PodSpec{NodeName: "node1",
+		Containers: []corev1.Container{
+			{Name: "plain", Image: "busybox", Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resourceQuantity("1")}}},
+			{Name: "dpdk", Image: "dpdk", Env: []corev1.EnvVar{{Name: "A", Value: "b"}},
+				Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{vf: two, corev1.ResourceMemory: resourceQuantity("1Gi")}, Requests: corev1.ResourceList{vf: two}}},
+		}}}
+	got, err := slimPod(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := got.(*corev1.Pod).Spec.Containers
+	if len(cs) != 1 || cs[0].Name != "dpdk" || cs[0].Image != "" || len(cs[0].Env) != 0 ||
+		len(cs[0].Resources.Limits) != 1 || cs[0].Resources.Limits.Name(vf, "").Value() != 2 || len(cs[0].Resources.Requests) != 1 {
+		t.Errorf("slim containers = %+v, want only dpdk with its intel.com/sriov_netdevice limit and request", cs)
+	}
+}
+
+func resourceQuantity(s string) resource.Quantity { return resource.MustParse(s) }

@@ -2,13 +2,18 @@ package cni
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/containernetworking/cni/pkg/types"
 	nadv1 "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/apis/k8s.cni.cncf.io/v1"
+	corev1 "k8s.io/api/core/v1"
+	k8sresource "k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/plexus-project/plexus/cni/network"
 	"github.com/plexus-project/plexus/deviceplugin/devinfo"
@@ -73,5 +78,94 @@ func TestDevicesFromPodResources(t *testing.T) {
 	}
 	if err := rt.del(ctx, sb); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDevicesFromDeviceInfoFilesWithoutPodResources: with kubelet's PodResources API not
+// answering, a network with a resourceName gets the device whose device-info file no other
+// container holds, when that is exactly as many as the pod requested; when the files cannot
+// tell (more unattached devices than requested) ADD fails with try-again naming the cause and
+// runs no delegate, and succeeds once only the pod's device is left.
+func TestDevicesFromDeviceInfoFilesWithoutPodResources(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, 3*time.Minute)
+	const resource = "example.com/vf"
+	files := &devinfo.Store{Dir: filepath.Join(e.dir, "devinfo")}
+	write := func(id string) {
+		t.Helper()
+		if err := files.Write(resource, id, &nadv1.DeviceInfo{Type: nadv1.DeviceInfoTypePCI, Version: nadv1.DeviceInfoVersion, Pci: &nadv1.PciDevice{PciAddress: id}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := t.TempDir()
+	pluginDir := t.TempDir()
+	script := fmt.Sprintf("#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then cat > %s/$CNI_CONTAINERID-$CNI_IFNAME.json; "+
+		"echo '{\"cniVersion\":\"1.0.0\",\"interfaces\":[{\"name\":\"'$CNI_IFNAME'\",\"sandbox\":\"'$CNI_NETNS'\"}]}'; fi\nexit 0\n", seen)
+	if err := os.WriteFile(filepath.Join(pluginDir, "devcni"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.pluginDirs = append(e.pluginDirs, pluginDir)
+	e.createNAD(ctx, "dev-net", `{"cniVersion":"1.0.0","type":"devcni","capabilities":{"deviceID":true}}`,
+		map[string]string{network.ResourceNameAnnotation: resource})
+	// The harness's --pod-resources-socket names a socket nobody listens on.
+	e.startDaemon()
+	rt := e.runtime()
+	oneVF := func(p *corev1.Pod) {
+		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{resource: k8sresource.MustParse("1")}
+	}
+	deviceOf := func(sb *sandbox) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(seen, sb.id+"-net1.json"))
+		if err != nil {
+			t.Fatalf("the delegate was not called for %s: %v", sb.pod.Name, err)
+		}
+		var got struct {
+			DeviceID string `json:"deviceID"`
+		}
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		return got.DeviceID
+	}
+
+	write("0000:af:06.0")
+	a := e.newSandbox(ctx, "pod-a", "dev-net", oneVF)
+	if _, err := rt.add(ctx, a); err != nil {
+		t.Fatalf("ADD of pod-a, its device's file the only one: %v", err)
+	}
+	if got := deviceOf(a); got != "0000:af:06.0" {
+		t.Errorf("pod-a got device %q, want 0000:af:06.0", got)
+	}
+	if st := e.networkStatus(ctx, a); len(st) != 2 || st[1].DeviceInfo == nil || st[1].DeviceInfo.Pci.PciAddress != "0000:af:06.0" {
+		t.Errorf("network-status of pod-a = %s, want net1 with the device-info of 0000:af:06.0", mustJSON(st))
+	}
+
+	// Two unattached devices for pod-b's one: pod-a's is attached, the others' pods unknown.
+	write("0000:af:06.1")
+	write("0000:af:06.2")
+	b := e.newSandbox(ctx, "pod-b", "dev-net", oneVF)
+	_, err := rt.add(ctx, b)
+	var ce *types.Error
+	if !errors.As(err, &ce) || ce.Code != types.ErrTryAgainLater || !strings.Contains(ce.Msg+ce.Details, "do not name their pod") ||
+		!strings.Contains(ce.Msg+ce.Details, "PodResources") {
+		t.Fatalf("ADD of pod-b with two candidate devices = %v, want try-again naming PodResources and the ambiguity", err)
+	}
+	if _, err := os.Stat(filepath.Join(seen, b.id+"-net1.json")); err == nil {
+		t.Error("a delegate ran for pod-b although its device was not known")
+	}
+	// The other pod's device is released (the device plugin removes its file): pod-b's is left.
+	if err := files.Remove(resource, "0000:af:06.2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.add(ctx, b); err != nil {
+		t.Fatalf("ADD of pod-b once its device is the only unattached one: %v", err)
+	}
+	if got := deviceOf(b); got != "0000:af:06.1" {
+		t.Errorf("pod-b got device %q, want 0000:af:06.1", got)
+	}
+	for _, sb := range []*sandbox{a, b} {
+		if err := rt.del(ctx, sb); err != nil {
+			t.Errorf("DEL of %s: %v", sb.pod.Name, err)
+		}
 	}
 }

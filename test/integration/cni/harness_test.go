@@ -269,13 +269,17 @@ type sandbox struct {
 	id  string
 }
 
-// newSandbox creates the pod on the node (annotated with networks) and its netns.
-func (e *env) newSandbox(ctx context.Context, name, networks string) *sandbox {
+// newSandbox creates the pod on the node (annotated with networks) and its netns; edit, when
+// given, changes the pod before it is created.
+func (e *env) newSandbox(ctx context.Context, name, networks string, edit ...func(*corev1.Pod)) *sandbox {
 	e.t.Helper()
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name},
 		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
 	if networks != "" {
 		pod.Annotations = map[string]string{network.NetworksAnnotation: networks}
+	}
+	for _, f := range edit {
+		f(pod)
 	}
 	if err := e.cp.Client.Create(ctx, pod); err != nil {
 		e.t.Fatalf("creating pod %s: %v", name, err)
