@@ -34,3 +34,30 @@ func BenchmarkFilter(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPrioritize is one prioritize call over the nodes of BenchmarkFilter, after the
+// pod's filter call, as the scheduler makes them.
+func BenchmarkPrioritize(b *testing.B) {
+	for _, n := range []int{500, 5000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			c := NewCluster(Options{})
+			c.SetNAD(testNAD("net", vf, "net=true", ""))
+			names := make([]string, n)
+			for i := range names {
+				names[i] = fmt.Sprintf("node-%d", i)
+				c.SetNode(withNUMA(testNode(names[i], 8, map[string]string{"net": "true"}), map[string]capacity.Count{"0": {Healthy: 4, Free: 4}, "1": {Healthy: 4, Free: 4}}, 2))
+				c.SetPod(bound(testPod(fmt.Sprintf("p-%d-a", i), "net", 1), names[i]))
+			}
+			pod := testPod("probe", "net", 1)
+			a := namesArgs(names)
+			a.Pod = pod
+			c.Filter(b.Context(), a)
+			b.ResetTimer()
+			for b.Loop() {
+				if l, err := c.Prioritize(b.Context(), a); err != nil || len(l) != n {
+					b.Fatalf("scored %d of %d: %v", len(l), n, err)
+				}
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -188,9 +189,9 @@ func (s *Server) prioritize(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	list = relative(list)
 	if raw, ok := writePriorities(list); ok {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(raw)
+		writeBody(w, raw)
 		return
 	}
 	writeJSON(w, &list)
@@ -238,8 +239,22 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request) (*extenderv1.Ext
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("encoding the answer: %v", err), http.StatusInternalServerError)
+		return
+	}
+	writeBody(w, b)
+}
+
+// writeBody sends a JSON answer with its length. Without it, an answer past net/http's 4 KiB
+// buffer (500 node names) goes out chunked; kube-scheduler's client stops reading at the end of
+// the JSON value, before the last chunk, and so closes the connection instead of reusing it: a
+// new TCP connection for most calls, on the scheduler's one scheduling thread.
+func writeBody(w http.ResponseWriter, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(v)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	_, _ = w.Write(b)
 }
 
 func podName(args *extenderv1.ExtenderArgs) string {

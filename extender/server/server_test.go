@@ -98,12 +98,13 @@ func TestFilterOverHTTP(t *testing.T) {
 		t.Fatalf("filter by objects: %+v", res)
 	}
 
-	// Prioritize answers every node given, 0-10.
+	// Prioritize answers the nodes scored above the lowest, 0-10 (b, which the pod does not
+	// fit, scores 0 and is left out: the scheduler adds it nothing).
 	var hp extenderv1.HostPriorityList
 	if err := json.NewDecoder(post(t, h, "/prioritize", extenderv1.ExtenderArgs{Pod: pod(), NodeNames: &names}).Body).Decode(&hp); err != nil {
 		t.Fatal(err)
 	}
-	if len(hp) != 2 || hp[0].Host != "a" || hp[0].Score == 0 || hp[1].Score != 0 {
+	if len(hp) != 1 || hp[0].Host != "a" || hp[0].Score == 0 || hp[0].Score > extenderv1.MaxExtenderPriority {
 		t.Fatalf("prioritize: %+v", hp)
 	}
 

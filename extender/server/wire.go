@@ -117,6 +117,28 @@ func writeNames(names []string) (json.RawMessage, bool) {
 	return append(b, ']'), true
 }
 
+// relative is list with its lowest score taken from every node and the nodes left at 0
+// dropped. kube-scheduler adds an extender's score to each node it names and nothing to a node
+// it does not, so the ranking is the same; the answer shrinks from every node the pod fits to
+// the nodes it prefers (none when all tie, as on a uniform cluster), which the scheduler
+// decodes on its one scheduling thread.
+func relative(list extenderv1.HostPriorityList) extenderv1.HostPriorityList {
+	if len(list) == 0 {
+		return list
+	}
+	low := list[0].Score
+	for _, hp := range list[1:] {
+		low = min(low, hp.Score)
+	}
+	out := make(extenderv1.HostPriorityList, 0, len(list))
+	for _, hp := range list {
+		if hp.Score > low {
+			out = append(out, extenderv1.HostPriority{Host: hp.Host, Score: hp.Score - low})
+		}
+	}
+	return out
+}
+
 // writePriorities writes list as JSON by hand; ok is false when a host name needs escaping.
 func writePriorities(list extenderv1.HostPriorityList) (json.RawMessage, bool) {
 	b := make([]byte, 0, 2+len(list)*40)

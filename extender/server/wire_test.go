@@ -63,3 +63,32 @@ func TestPrioritiesWire(t *testing.T) {
 		t.Error("a name needing escapes was written by hand")
 	}
 }
+
+// relative keeps the ranking the scheduler computes: it adds each listed node's score and
+// nothing for a node left out.
+func TestRelative(t *testing.T) {
+	for _, list := range []extenderv1.HostPriorityList{
+		{},
+		{{Host: "a", Score: 3}, {Host: "b", Score: 3}},
+		{{Host: "a", Score: 0}, {Host: "b", Score: 10}, {Host: "c", Score: 4}},
+		{{Host: "a", Score: 7}, {Host: "b", Score: 9}, {Host: "c", Score: 7}, {Host: "d", Score: 10}},
+	} {
+		got := map[string]int64{}
+		for _, hp := range relative(list) {
+			if hp.Score <= 0 || hp.Score > extenderv1.MaxExtenderPriority {
+				t.Errorf("%v: relative score %d of %s outside 1-10", list, hp.Score, hp.Host)
+			}
+			got[hp.Host] = hp.Score
+		}
+		for _, x := range list {
+			for _, y := range list {
+				if want, have := x.Score-y.Score, got[x.Host]-got[y.Host]; want != have {
+					t.Errorf("%v: %s-%s differ by %d, want %d (relative %v)", list, x.Host, y.Host, have, want, got)
+				}
+			}
+		}
+	}
+	if got := relative(extenderv1.HostPriorityList{{Host: "a", Score: 5}, {Host: "b", Score: 5}}); len(got) != 0 {
+		t.Errorf("tied nodes answered %v, want nothing", got)
+	}
+}
