@@ -8,8 +8,9 @@
 // /var/lib/kubelet, containerd state, CNI directories and device-info directory bind-mounted
 // from the cluster's state directory, and its own cgroup root. A default pod network (bridge +
 // host-local per node, routes between nodes) lets plain pods on different nodes reach each
-// other. Images are built without a registry (pause, a busybox test image, one image per Plexus
-// binary) and imported into every node's containerd.
+// other. Images are built without a registry (pause, a busybox test image, the Plexus images of
+// internal/images and, for the chart's second scheduler, one of the cached kube-scheduler) and
+// imported into every node's containerd; Helm runs the cached helm CLI against the cluster.
 //
 // Each node can carry emulated SR-IOV hardware: a fake sysfs tree in the kernel's layout whose
 // VF netdevs are real macvlan interfaces on the node's uplink, so the device plugin and the CNI

@@ -14,6 +14,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/plexus-project/plexus/internal/images"
 )
 
 // Node is a worker node: a containerd and a kubelet in their own network and mount namespaces.
@@ -73,6 +75,9 @@ func (c *Cluster) startNodes(ctx context.Context) error {
 		return err
 	}
 	imgs = append(imgs, c.opts.Images...)
+	if ref := c.opts.SecondSchedulerImage; ref != "" {
+		imgs = append(imgs, images.KubeSchedulerImage(ref, c.bin("kube-scheduler")))
+	}
 	archive := filepath.Join(c.dir, "images.tar")
 	if err := writeImages(archive, imgs); err != nil {
 		return fmt.Errorf("writing the images: %w", err)

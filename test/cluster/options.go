@@ -50,6 +50,9 @@ type Options struct {
 
 	// Images are imported into every node's containerd besides pause and busybox.
 	Images []Image
+	// SecondSchedulerImage, when set, names an image of BinDir's kube-scheduler imported into
+	// every node too: the chart's second scheduler (KubeSchedulerImageRef by convention).
+	SecondSchedulerImage string
 	// CNIPlugins are binaries copied into every node's /opt/cni/bin besides those of
 	// CNIBinDir (the node image ships them, as a kind node image ships its CNI plugins).
 	CNIPlugins []string

@@ -9,13 +9,26 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/plexus-project/plexus/internal/images"
 )
 
-// PlexusImageTag is the tag of the images built from the working tree.
-const PlexusImageTag = "dev"
+// The images built from the working tree are named <PlexusImageRegistry>/<component>:<PlexusImageTag>,
+// the names charts/plexus/ci/sandbox-values.yaml gives the chart.
+const (
+	PlexusImageRegistry = "localhost/plexus"
+	PlexusImageTag      = "dev"
+)
 
-// PlexusImageRef is the image of Plexus command bin: localhost/plexus/<bin>:dev.
-func PlexusImageRef(bin string) string { return "localhost/plexus/" + bin + ":" + PlexusImageTag }
+// PlexusImageRef is the image of Plexus component name (an image of internal/images.Suite,
+// e.g. plexus-webhook or plexus-cni): localhost/plexus/<name>:dev.
+func PlexusImageRef(name string) string {
+	return PlexusImageRegistry + "/" + name + ":" + PlexusImageTag
+}
+
+// KubeSchedulerImageRef is the image Options.SecondSchedulerImage names by convention: the
+// cached kube-scheduler binary, the chart's second scheduler in the sandbox.
+const KubeSchedulerImageRef = PlexusImageRegistry + "/kube-scheduler:" + PlexusImageTag
 
 // Build is the outcome of building the Plexus commands.
 type Build struct {
@@ -23,15 +36,15 @@ type Build struct {
 	Binaries map[string]string
 }
 
-// Images returns an image per built binary: the static binary alone as /<bin>, its entrypoint.
+// Images returns the images the chart runs (internal/images.Suite: one per component, the CNI
+// binaries with their installer in plexus-cni), from the binaries built. BuildPlexus makes
+// sure every binary they hold was built.
 func (b *Build) Images() []Image {
 	var imgs []Image
-	for bin, path := range b.Binaries {
-		imgs = append(imgs, Image{
-			Ref:        PlexusImageRef(bin),
-			Files:      []File{{Path: "/" + bin, Source: path}},
-			Entrypoint: []string{"/" + bin},
-		})
+	for _, comp := range images.Suite() {
+		// ForComponent takes the binaries from one directory: BuildPlexus's outDir.
+		dir := filepath.Dir(b.Binaries[comp.Binaries[0].Command])
+		imgs = append(imgs, images.ForComponent(comp, PlexusImageRegistry, PlexusImageTag, dir, images.Meta{Version: PlexusImageTag}))
 	}
 	return imgs
 }
@@ -80,7 +93,7 @@ func BuildPlexus(ctx context.Context, repo, outDir string, skip ...string) (*Bui
 		return nil
 	}
 	if len(cmds) == 0 || build(cmds...) == nil {
-		return b, nil
+		return b, b.checkSuite()
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("building %v: %w", cmds, err)
@@ -95,5 +108,15 @@ func BuildPlexus(ctx context.Context, repo, outDir string, skip ...string) (*Bui
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return b, nil
+	return b, b.checkSuite()
+}
+
+// checkSuite fails when a command the images hold was not built (skipped, or gone from cmd/).
+func (b *Build) checkSuite() error {
+	for _, cmd := range images.Commands(images.Suite()) {
+		if _, ok := b.Binaries[cmd]; !ok {
+			return fmt.Errorf("the images need cmd/%s, which was not built", cmd)
+		}
+	}
+	return nil
 }

@@ -58,49 +58,38 @@ func TestCNI(t *testing.T) {
 	t.Run("daemon down SIGKILL", func(t *testing.T) { testFailClosed(ctx, t, c, syscall.SIGKILL, "kill") })
 }
 
-// installCNI installs plexus-ipam's RBAC, the device plugin and plexus-daemon (its CNI server
-// then writes 00-plexus.conflist on every node), and undoes it when t ends: the daemon goes,
-// then its conflist, which it leaves behind on purpose (fail closed) and which would make
-// every later pod of the suite wait for a daemon that is gone.
+// installCNI installs plexus-ipam's node rights, the device plugin and plexus-daemon with the
+// chart (its CNI server then writes 00-plexus.conflist on every node), and undoes it when t
+// ends: the chart's parts go, then the daemon's conflist, which it leaves behind on purpose
+// (fail closed) and which would make every later pod of the suite wait for a daemon that is
+// gone.
 func installCNI(ctx context.Context, t *testing.T, c *cluster.Cluster) {
 	t.Helper()
 	t.Cleanup(func() { uninstallDaemon(t, c) })
+	t.Cleanup(func() {
+		if err := demo.Uninstall(context.Background(), c, "plexus-deviceplugin"); err != nil {
+			t.Error(err)
+		}
+	})
 	for _, bin := range []string{"plexus-ipam", "plexus-deviceplugin", "plexus-daemon", "plexus"} {
 		if err := demo.Install(ctx, c, bin); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() {
-		if y, err := demo.Manifest("plexus-deviceplugin"); err == nil {
-			_, _ = kubectlStdin(context.Background(), c, string(y), "delete", "-f", "-", "--ignore-not-found", "--wait=true")
-		}
-	})
 }
 
-// uninstallDaemon deletes the plexus-daemon DaemonSet, waits for its pods to go, and removes
-// the conflist it left on every node.
+// uninstallDaemon removes plexus-daemon from the chart's release, waits for its pods to go,
+// and removes the conflist it left on every node.
 func uninstallDaemon(t *testing.T, c *cluster.Cluster) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if t.Failed() {
-		out, _ := kubectl(ctx, c, "-n", "kube-system", "logs", "-l", "app=plexus-daemon", "--prefix", "--tail=60")
+		out, _ := kubectl(ctx, c, "-n", demo.PlexusNamespace, "logs", "-l", "app.kubernetes.io/component=daemon", "--prefix", "--tail=60")
 		t.Logf("plexus-daemon logs:\n%s", out)
 	}
-	y, err := demo.Manifest("plexus-daemon")
-	if err != nil {
+	if err := demo.Uninstall(ctx, c, "plexus-daemon"); err != nil {
 		t.Error(err)
-		return
-	}
-	if _, err := kubectlStdin(ctx, c, string(y), "delete", "-f", "-", "--ignore-not-found", "--wait=true"); err != nil {
-		t.Error(err)
-	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		pods, err := c.Clientset.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "app=plexus-daemon"})
-		return err == nil && len(pods.Items) == 0, nil
-	})
-	if err != nil {
-		t.Errorf("plexus-daemon pods still there: %v", err)
 	}
 	for _, n := range c.Nodes {
 		if err := os.Remove(n.HostPath(demo.CNIConflist)); err != nil && !os.IsNotExist(err) {

@@ -17,20 +17,16 @@ import (
 
 // TestIPAMOnNodes runs the plexus-ipam binary the sandbox installs in every node's
 // /opt/cni/bin, on the nodes, the way a CNI runtime does. First on its own: with the kubeconfig
-// the sandbox writes on each node (user plexus-ipam, RBAC from the sandbox's manifest) and the
-// node's name from its host name. Then through the IPAM agent of plexus-daemon, installed as a
-// DaemonSet (its ServiceAccount, the node name from the downward API). Each time, two ADDs per
+// the sandbox writes on each node (user plexus-ipam, whose rights demo.Install grants) and the
+// node's name from its host name. Then through the IPAM agent of plexus-daemon, installed with
+// the chart (its ServiceAccount, the node name from the downward API). Each time, two ADDs per
 // node from one range give four distinct addresses on blocks of the right nodes; DEL frees them.
 func TestIPAMOnNodes(t *testing.T) {
 	s := requireSuite(t)
 	s.requireBinary(t, "plexus-ipam")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	y, err := demo.Manifest("plexus-ipam")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kubectlStdin(ctx, s.Cluster, string(y), "apply", "-f", "-"); err != nil {
+	if err := demo.Install(ctx, s.Cluster, "plexus-ipam"); err != nil {
 		t.Fatal(err)
 	}
 	// CNI_NETNS must name a namespace other than the plugin's: a pod's, on each node.

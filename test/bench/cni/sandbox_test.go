@@ -32,8 +32,8 @@ import (
 	"github.com/plexus-project/plexus/test/repo"
 )
 
-// daemonUser is plexus-daemon's identity: its ServiceAccount in the sandbox manifest.
-const daemonUser = "system:serviceaccount:kube-system:plexus-daemon"
+// daemonUser is plexus-daemon's identity: the chart's ServiceAccount.
+const daemonUser = demo.DaemonUser
 
 // sandbox is a 2-node cluster with plexus, plexus-daemon and plexus-ipam installed, and the
 // API server auditing the daemon's requests.

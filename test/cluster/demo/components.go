@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	"embed"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -18,96 +17,81 @@ import (
 	"github.com/plexus-project/plexus/test/cluster"
 )
 
-//go:embed manifests/*.yaml
-var manifests embed.FS
-
-// SRIOVResource is the resource the demo's device plugin configuration serves (every emulated
-// VF) and the example NADs name.
+// SRIOVResource is the resource the device plugin serves in the sandbox (every emulated VF, by
+// charts/plexus/ci/sandbox-values.yaml's resourceList) and the example NADs name.
 const SRIOVResource = "intel.com/sriov_netdevice"
 
-// component is a Plexus binary and how the demo installs it.
+// component is a Plexus binary and the part of the chart that runs it.
 type component struct {
 	// bin is the command under cmd/.
 	bin string
 	// role says what it does, for the report.
 	role string
-	// manifest is the file under manifests/ that installs it (for a CNI plugin, which is
-	// copied onto the nodes, its RBAC); "" when none is written yet.
-	manifest string
-	// cni marks a CNI plugin binary, installed in every node's /opt/cni/bin.
+	// part is the part of the chart that runs it.
+	part part
+	// cni marks a CNI plugin binary, which plexus-daemon's install-cni init container puts in
+	// every node's /opt/cni/bin.
 	cni bool
-	// setup, when set, runs before the manifest is applied.
-	setup func(ctx context.Context, c *cluster.Cluster) error
 	// ready waits until the installed component works.
 	ready func(ctx context.Context, c *cluster.Cluster) error
 }
 
-// components lists every Plexus binary of the design, in install order.
+// components lists every Plexus binary of the design, in the order their readiness is checked
+// (plexus-controller issues the webhook's certificate).
 func components() []component {
 	return []component{
-		{bin: "plexus-deviceplugin", role: "SR-IOV device plugin (DaemonSet)", manifest: "plexus-deviceplugin.yaml", ready: devicePluginReady},
-		{bin: "plexus-webhook", role: "admission webhook (Deployment)", manifest: "plexus-webhook.yaml", setup: webhookSetup, ready: webhookReady},
-		{bin: "plexus-extender", role: "scheduler extender"},
-		{bin: "plexus-controller", role: "IPAM and certificate reconcilers (Deployment)", manifest: "plexus-controller.yaml", setup: ensureNamespace, ready: controllerReady},
-		{bin: "plexus-daemon", role: "CNI server and IPAM agent (DaemonSet)", manifest: "plexus-daemon.yaml", ready: daemonReady},
-		{bin: "plexus", role: "CNI meta-plugin", cni: true, ready: cniReady},
-		{bin: "plexus-sriov", role: "SR-IOV CNI plugin", cni: true},
-		{bin: "plexus-ipam", role: "IPAM CNI plugin", cni: true, manifest: "plexus-ipam.yaml"},
+		{bin: "plexus-deviceplugin", role: "SR-IOV device plugin (DaemonSet)", part: partDevicePlugin, ready: devicePluginReady},
+		{bin: "plexus-controller", role: "IPAM and certificate reconcilers (Deployment)", part: partController, ready: controllerReady},
+		{bin: "plexus-webhook", role: "admission webhook (Deployment)", part: partWebhook, ready: webhookReady},
+		{bin: "plexus-extender", role: "extender of a second kube-scheduler (Deployment)", part: partScheduler, ready: schedulerReady},
+		{bin: "plexus-daemon", role: "CNI server and IPAM agent (DaemonSet)", part: partDaemon, ready: daemonReady},
+		{bin: "plexus", role: "CNI meta-plugin", part: partDaemon, cni: true, ready: cniReady},
+		{bin: "plexus-sriov", role: "SR-IOV CNI plugin", part: partDaemon, cni: true},
+		{bin: "plexus-ipam", role: "IPAM CNI plugin", part: partDaemon, cni: true},
 	}
 }
 
-// install applies the manifests of the built components and waits for them; it reports every
-// component, installed or pending and why.
-func install(ctx context.Context, c *cluster.Cluster, build *cluster.Build) ([]ComponentStatus, error) {
+func findComponent(bin string) (component, error) {
+	for _, comp := range components() {
+		if comp.bin == bin {
+			return comp, nil
+		}
+	}
+	return component{}, fmt.Errorf("%s is not a Plexus component", bin)
+}
+
+// install installs the chart with every part and waits for each component; it reports every
+// component and how it runs.
+func install(ctx context.Context, c *cluster.Cluster, repo string) ([]ComponentStatus, error) {
+	if err := applyChart(ctx, c, repo, allParts()); err != nil {
+		return nil, err
+	}
 	var out []ComponentStatus
 	for _, comp := range components() {
-		s := ComponentStatus{Bin: comp.bin, Role: comp.role}
-		_, built := build.Binaries[comp.bin]
-		switch {
-		case !built:
-			s.Note = "pending: cmd/" + comp.bin + " does not exist yet"
-		case comp.manifest == "" && !comp.cni:
-			s.Note = "built (image " + cluster.PlexusImageRef(comp.bin) + " on every node); its manifest is pending"
-		default:
-			if err := installComponent(ctx, c, comp); err != nil {
-				return nil, err
-			}
-			s.Installed = true
-			s.Note = "running from " + cluster.PlexusImageRef(comp.bin)
-			if comp.cni {
-				s.Note = "installed in every node's /opt/cni/bin"
-			}
+		if err := waitReady(ctx, c, comp); err != nil {
+			return nil, err
+		}
+		s := ComponentStatus{Bin: comp.bin, Role: comp.role, Installed: true}
+		w := comp.part.workload()
+		s.Note = fmt.Sprintf("%s %s/%s as ServiceAccount %s", w.Kind, PlexusNamespace, w.Name, w.ServiceAccount)
+		if comp.cni {
+			s.Note = "in every node's /opt/cni/bin, from plexus-daemon's install-cni (" + cluster.PlexusImageRef("plexus-cni") + ")"
 		}
 		out = append(out, s)
 	}
 	return out, nil
 }
 
-func installComponent(ctx context.Context, c *cluster.Cluster, comp component) error {
-	if comp.setup != nil {
-		if err := comp.setup(ctx, c); err != nil {
-			return fmt.Errorf("installing %s: %w", comp.bin, err)
-		}
+// waitReady runs comp's readiness check; when it fails, the error carries the logs of the
+// part's pods.
+func waitReady(ctx context.Context, c *cluster.Cluster, comp component) error {
+	if comp.ready == nil {
+		return nil
 	}
-	if comp.manifest != "" {
-		y, err := manifests.ReadFile("manifests/" + comp.manifest)
-		if err != nil {
-			return err
-		}
-		if _, err := kubectl(ctx, c, string(y), "apply", "-f", "-"); err != nil {
-			return fmt.Errorf("installing %s: %w", comp.bin, err)
-		}
-	}
-	if comp.ready != nil {
-		if err := comp.ready(ctx, c); err != nil {
-			var logs string
-			for _, ns := range []string{PlexusNamespace, "kube-system"} {
-				if out, lerr := kubectl(ctx, c, "", "logs", "-n", ns, "-l", "app="+comp.bin, "--tail=15", "--prefix"); lerr == nil {
-					logs += out
-				}
-			}
-			return fmt.Errorf("%s installed but not working: %w; its logs:\n%s", comp.bin, err, logs)
-		}
+	if err := comp.ready(ctx, c); err != nil {
+		sel := "app.kubernetes.io/component=" + comp.part.workload().Component
+		logs, _ := kubectl(ctx, c, "", "logs", "-n", PlexusNamespace, "-l", sel, "--all-containers", "--tail=15", "--prefix")
+		return fmt.Errorf("%s installed but not working: %w; its logs:\n%s", comp.bin, err, logs)
 	}
 	return nil
 }
@@ -115,9 +99,9 @@ func installComponent(ctx context.Context, c *cluster.Cluster, comp component) e
 // daemonReady waits until plexus-daemon runs on every node and its IPAM agent listens there.
 func daemonReady(ctx context.Context, c *cluster.Cluster) error {
 	var last string
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-		ds, err := c.Clientset.AppsV1().DaemonSets("kube-system").Get(ctx, "plexus-daemon", metav1.GetOptions{})
-		if err != nil || ds.Status.DesiredNumberScheduled != int32(len(c.Nodes)) || ds.Status.NumberReady != ds.Status.DesiredNumberScheduled {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		ds, err := c.Clientset.AppsV1().DaemonSets(PlexusNamespace).Get(ctx, "plexus-daemon", metav1.GetOptions{})
+		if err != nil || ds.Status.DesiredNumberScheduled != int32(len(c.Nodes)) || ds.Status.NumberReady != ds.Status.DesiredNumberScheduled || ds.Status.ObservedGeneration < ds.Generation {
 			last = "pods not ready on every node"
 			return false, nil
 		}
@@ -130,7 +114,7 @@ func daemonReady(ctx context.Context, c *cluster.Cluster) error {
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("%s: %w", last, err)
+		return fmt.Errorf("%s (kubectl -n %s logs ds/plexus-daemon): %w", last, PlexusNamespace, err)
 	}
 	return nil
 }
@@ -166,7 +150,7 @@ func cniReady(ctx context.Context, c *cluster.Cluster) error {
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("%s (plexus-daemon writes it; see `kubectl -n kube-system logs ds/plexus-daemon`): %w", last, err)
+		return fmt.Errorf("%s (plexus-daemon writes it; see `kubectl -n %s logs ds/plexus-daemon`): %w", last, PlexusNamespace, err)
 	}
 	return nil
 }
@@ -174,7 +158,7 @@ func cniReady(ctx context.Context, c *cluster.Cluster) error {
 // devicePluginReady waits until every node advertises the emulated VFs.
 func devicePluginReady(ctx context.Context, c *cluster.Cluster) error {
 	var last string
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		for _, n := range c.Nodes {
 			node, err := c.Clientset.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 			if err != nil {
@@ -190,7 +174,7 @@ func devicePluginReady(ctx context.Context, c *cluster.Cluster) error {
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("%s (see `kubectl -n kube-system logs ds/plexus-deviceplugin`): %w", last, err)
+		return fmt.Errorf("%s (see `kubectl -n %s logs ds/plexus-deviceplugin`): %w", last, PlexusNamespace, err)
 	}
 	return nil
 }
@@ -204,25 +188,4 @@ func kubectl(ctx context.Context, c *cluster.Cluster, stdin string, args ...stri
 		return string(out), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return string(out), nil
-}
-
-// Install installs Plexus command bin in c as the demo does and waits until it works, for the
-// e2e tests.
-func Install(ctx context.Context, c *cluster.Cluster, bin string) error {
-	for _, comp := range components() {
-		if comp.bin == bin {
-			return installComponent(ctx, c, comp)
-		}
-	}
-	return fmt.Errorf("%s is not a Plexus component", bin)
-}
-
-// Manifest returns the YAML that installs Plexus command bin in the sandbox, for the e2e tests.
-func Manifest(bin string) ([]byte, error) {
-	for _, c := range components() {
-		if c.bin == bin && c.manifest != "" {
-			return manifests.ReadFile("manifests/" + c.manifest)
-		}
-	}
-	return nil, fmt.Errorf("no sandbox manifest for %s yet", bin)
 }

@@ -40,15 +40,12 @@ type Options struct {
 // default lock_dir.
 const IPAMAgentSocket = "/run/plexus-ipam/agent.sock"
 
-// IPAMUser is the identity plexus-ipam uses from the nodes.
-const IPAMUser = "plexus-ipam"
-
 var nadGVR = schema.GroupVersionResource{Group: "k8s.cni.cncf.io", Version: "v1", Resource: "network-attachment-definitions"}
 
 // Run builds the Plexus commands, brings a cluster up with emulated SR-IOV on every node,
-// installs the components that exist, applies docs/examples and prints what each pod got. It
-// tears down when ctx ends (Ctrl-C) or, with Exit, right after checking the result; any
-// failed check is an error.
+// installs Plexus with its Helm chart (charts/plexus), applies docs/examples and prints what
+// each pod got. It tears down when ctx ends (Ctrl-C) or, with Exit, right after checking the
+// result; any failed check is an error.
 func Run(ctx context.Context, opts Options) (err error) {
 	log := logr.FromContextOrDiscard(ctx)
 	if opts.Repo == "" {
@@ -89,7 +86,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if rep == nil {
 		rep = &Report{}
 	}
-	if rep.Components, err = install(ctx, c, build); err != nil {
+	if rep.Components, err = install(ctx, c, opts.Repo); err != nil {
 		return err
 	}
 	webhook := rep.Installed("plexus-webhook")
@@ -132,11 +129,14 @@ func Run(ctx context.Context, opts Options) (err error) {
 	return nil
 }
 
-// WithPlexus adds to opts what the built Plexus commands need on the cluster: an image per
-// command on every node, the CNI binaries in every node's /opt/cni/bin, and plexus-ipam's
-// identity with its kubeconfig on every node (its RBAC is manifests/plexus-ipam.yaml).
+// WithPlexus adds to opts what the chart needs on the cluster: the Plexus images and the second
+// scheduler's (from the cached kube-scheduler) on every node. And, for the tests that run the
+// CNI binaries without the chart, those binaries in every node's /opt/cni/bin (as a node image
+// may ship them; plexus-daemon's install-cni replaces them) and plexus-ipam's node identity
+// with its kubeconfig on every node (Install("plexus-ipam") grants its rights).
 func WithPlexus(opts *cluster.Options, build *cluster.Build) {
 	opts.Images = append(opts.Images, build.Images()...)
+	opts.SecondSchedulerImage = cluster.KubeSchedulerImageRef
 	for _, comp := range components() {
 		if p, ok := build.Binaries[comp.bin]; ok && comp.cni {
 			opts.CNIPlugins = append(opts.CNIPlugins, p)

@@ -1,17 +1,16 @@
 package demo
 
 import (
-	"bytes"
-	"errors"
-	"io"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/plexus-project/plexus/cni/network"
+	"github.com/plexus-project/plexus/test/cluster"
 )
 
 // TestExamples checks docs/examples: four NADs whose configs parse as CNI configurations, two
@@ -56,35 +55,43 @@ func TestExamples(t *testing.T) {
 	}
 }
 
-// TestManifests checks that every component manifest parses and names the locally built image.
-func TestManifests(t *testing.T) {
-	for _, c := range components() {
-		if c.manifest == "" {
-			continue
+// TestParts checks how the sandbox turns the chart's parts on and off: each part's --set, and
+// the sandbox values file ChartValues passes exists.
+func TestParts(t *testing.T) {
+	for _, tt := range []struct {
+		p        part
+		on       bool
+		want     string
+		workload string
+	}{
+		{partDevicePlugin, true, "devicePlugin.enabled=true", "plexus-deviceplugin"},
+		{partController, false, "controller.enabled=false", "plexus-controller"},
+		{partWebhook, true, "webhook.enabled=true", "plexus-webhook"},
+		{partScheduler, true, "scheduler.mode=secondary", "plexus-scheduler"},
+		{partScheduler, false, "scheduler.mode=none", "plexus-scheduler"},
+		{partDaemon, true, "daemon.enabled=true", "plexus-daemon"},
+	} {
+		if got := tt.p.setValue(tt.on); got != tt.want {
+			t.Errorf("%s on=%v: --set %s, want %s", tt.p, tt.on, got, tt.want)
 		}
-		y, err := Manifest(c.bin)
-		if err != nil {
-			t.Fatal(err)
+		if w := tt.p.workload(); w.Name != tt.workload || w.ServiceAccount != tt.workload {
+			t.Errorf("%s runs as %+v, want %s", tt.p, w, tt.workload)
 		}
-		d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(y), 4096)
-		kinds := 0
-		for {
-			var o map[string]any
-			if err := d.Decode(&o); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				t.Fatalf("%s: %v", c.manifest, err)
-			}
-			if o["kind"] == nil || o["apiVersion"] == nil {
-				t.Errorf("%s: an object without kind or apiVersion: %v", c.manifest, o)
-			}
-			kinds++
+	}
+	if len(allParts()) != len(Workloads()) {
+		t.Errorf("%d parts, %d workloads", len(allParts()), len(Workloads()))
+	}
+	for _, comp := range components() {
+		if !allParts()[comp.part] {
+			t.Errorf("%s: part %q is not one of the chart's", comp.bin, comp.part)
 		}
-		if kinds == 0 {
-			t.Errorf("%s is empty", c.manifest)
-		}
-		if !c.cni && !strings.Contains(string(y), "localhost/plexus/"+c.bin+":dev") {
-			t.Errorf("%s does not run localhost/plexus/%s:dev", c.manifest, c.bin)
-		}
+	}
+	root := filepath.Join("..", "..", "..")
+	args := ChartValues(root)
+	if _, err := os.Stat(args[1]); args[0] != "-f" || err != nil {
+		t.Errorf("ChartValues starts with %v: %v", args[:2], err)
+	}
+	if !slices.Contains(args, "image.registry="+cluster.PlexusImageRegistry) {
+		t.Errorf("ChartValues %v does not name the sandbox's images", args)
 	}
 }

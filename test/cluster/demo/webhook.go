@@ -15,56 +15,26 @@ import (
 
 	"github.com/plexus-project/plexus/cni/network"
 	"github.com/plexus-project/plexus/test/cluster"
-	"github.com/plexus-project/plexus/webhook/config"
 )
 
-// PlexusNamespace is where the demo runs Plexus's own Deployments.
-const PlexusNamespace = "plexus-system"
-
-// webhookSetup creates the namespace and the webhook's serving certificate, signed by the
-// cluster CA for the Service's DNS name (the certs component will own this).
-func webhookSetup(ctx context.Context, c *cluster.Cluster) error {
-	if err := ensureNamespace(ctx, c); err != nil {
-		return err
-	}
-	svc := "plexus-webhook." + PlexusNamespace + ".svc"
-	crt, key, err := c.IssueServingCert(svc, svc+".cluster.local")
-	if err != nil {
-		return err
-	}
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "plexus-webhook-tls", Namespace: PlexusNamespace},
-		Type:       corev1.SecretTypeTLS,
-		Data:       map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key},
-	}
-	_, err = c.Clientset.CoreV1().Secrets(PlexusNamespace).Create(ctx, secret, metav1.CreateOptions{})
-	return err
-}
-
-// webhookReady waits for the replicas, registers the webhook configurations with the cluster
-// CA, and waits until the API server really calls the webhook: a dry-run pod selecting a probe
-// NAD comes back with the NAD's resource injected.
+// webhookReady waits for the replicas (they start once plexus-controller has written their
+// serving certificate) and until the API server really calls the webhook (plexus-controller
+// injected its CA into the webhook configurations): a dry-run pod selecting a probe NAD comes
+// back with the NAD's resource injected.
 func webhookReady(ctx context.Context, c *cluster.Cluster) error {
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-		d, err := c.Clientset.AppsV1().Deployments(PlexusNamespace).Get(ctx, "plexus-webhook", metav1.GetOptions{})
-		return err == nil && d.Status.ReadyReplicas == *d.Spec.Replicas && deploymentCurrent(d), nil
-	})
-	if err != nil {
-		return fmt.Errorf("the webhook's replicas never became ready (kubectl -n %s logs deploy/plexus-webhook): %w", PlexusNamespace, err)
-	}
-	ca, err := c.CACert()
-	if err != nil {
-		return err
-	}
-	opts := config.Options{Namespace: PlexusNamespace, CABundle: ca}
-	adm := c.Clientset.AdmissionregistrationV1()
-	if _, err := adm.MutatingWebhookConfigurations().Create(ctx, config.Mutating(opts), metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	if _, err := adm.ValidatingWebhookConfigurations().Create(ctx, config.Validating(opts), metav1.CreateOptions{}); err != nil {
-		return err
+	if err := deploymentReady(ctx, c, "plexus-webhook", 3*time.Minute); err != nil {
+		return fmt.Errorf("the webhook's replicas never became ready (kubectl -n %s describe deploy/plexus-webhook): %w", PlexusNamespace, err)
 	}
 	return probeWebhook(ctx, c)
+}
+
+// deploymentReady waits until Deployment name of PlexusNamespace has all its replicas ready
+// and up to date.
+func deploymentReady(ctx context.Context, c *cluster.Cluster, name string, timeout time.Duration) error {
+	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		d, err := c.Clientset.AppsV1().Deployments(PlexusNamespace).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && d.Status.ReadyReplicas == *d.Spec.Replicas && deploymentCurrent(d), nil
+	})
 }
 
 func deploymentCurrent(d *appsv1.Deployment) bool {
@@ -115,33 +85,36 @@ func probeWebhook(ctx context.Context, c *cluster.Cluster) error {
 	return nil
 }
 
-// ensureNamespace creates PlexusNamespace.
-func ensureNamespace(ctx context.Context, c *cluster.Cluster) error {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: PlexusNamespace}}
-	if _, err := c.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	return nil
-}
-
 // controllerReady waits until plexus-controller's replicas are ready and one holds the lease.
 func controllerReady(ctx context.Context, c *cluster.Cluster) error {
+	return leaderReady(ctx, c, "plexus-controller", "plexus-controller")
+}
+
+// schedulerReady waits until the second kube-scheduler (plexus-extender beside it) is ready and
+// holds its lease.
+func schedulerReady(ctx context.Context, c *cluster.Cluster) error {
+	return leaderReady(ctx, c, "plexus-scheduler", "plexus-scheduler")
+}
+
+// leaderReady waits until Deployment name's replicas are ready and Lease lease of
+// PlexusNamespace has a holder.
+func leaderReady(ctx context.Context, c *cluster.Cluster, name, lease string) error {
 	var last string
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
-		d, err := c.Clientset.AppsV1().Deployments(PlexusNamespace).Get(ctx, "plexus-controller", metav1.GetOptions{})
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		d, err := c.Clientset.AppsV1().Deployments(PlexusNamespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil || d.Status.ReadyReplicas != *d.Spec.Replicas || !deploymentCurrent(d) {
 			last = "replicas not ready"
 			return false, nil
 		}
-		l, err := c.Clientset.CoordinationV1().Leases(PlexusNamespace).Get(ctx, "plexus-controller", metav1.GetOptions{})
+		l, err := c.Clientset.CoordinationV1().Leases(PlexusNamespace).Get(ctx, lease, metav1.GetOptions{})
 		if err != nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" {
-			last = "no leader yet"
+			last = "no holder of Lease " + lease + " yet"
 			return false, nil
 		}
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("%s (kubectl -n %s logs deploy/plexus-controller): %w", last, PlexusNamespace, err)
+		return fmt.Errorf("%s (kubectl -n %s logs deploy/%s --all-containers): %w", last, PlexusNamespace, name, err)
 	}
 	return nil
 }
