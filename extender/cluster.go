@@ -55,7 +55,7 @@ type nodeState struct {
 	// capacity is plexus-deviceplugin's published capacity; nil when the node has none.
 	// published is its pools by resource ID.
 	capacity   *capacity.NodeCapacity
-	published  []*capacity.PoolCapacity
+	published  []*layout
 	singleNUMA bool
 	counts     *nodeCounts
 }
@@ -138,13 +138,12 @@ func (c *Cluster) nodeState(node *corev1.Node) *nodeState {
 	// A malformed annotation is ignored: the node is then judged by allocatable alone.
 	if nc, ok, err := capacity.FromNode(node); ok && err == nil {
 		ns.capacity = &nc
-		for r := range nc.Pools {
-			pc := nc.Pools[r]
+		for r, pc := range nc.Pools {
 			id := c.resID(r)
 			for len(ns.published) <= id {
 				ns.published = append(ns.published, nil)
 			}
-			ns.published[id] = &pc
+			ns.published[id] = newLayout(pc)
 		}
 	}
 	return ns

@@ -3,10 +3,46 @@ package extender
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 
 	"github.com/plexus-project/plexus/deviceplugin/capacity"
 )
+
+// layout is plexus-deviceplugin's report of one VF pool of a node, read once when the Node
+// changes into what every filter and prioritize call needs of it.
+type layout struct {
+	healthy, free int
+	// numa is the counts per NUMA node, sorted by key.
+	numa []numaCount
+	// maxNUMAHealthy is the most healthy VFs one NUMA node has.
+	maxNUMAHealthy int64
+}
+
+type numaCount struct {
+	key           string
+	healthy, free int
+	// pfsWithFree counts the PFs on this NUMA node that report a free VF.
+	pfsWithFree int
+}
+
+func newLayout(pc capacity.PoolCapacity) *layout {
+	l := &layout{healthy: pc.Healthy, free: pc.Free, numa: make([]numaCount, 0, len(pc.NUMA))}
+	for k, c := range pc.NUMA {
+		nc := numaCount{key: k, healthy: c.Healthy, free: c.Free}
+		if id, err := strconv.Atoi(k); err == nil {
+			for _, pf := range pc.PFs {
+				if pf.Free > 0 && pf.NUMA == id {
+					nc.pfsWithFree++
+				}
+			}
+		}
+		l.numa = append(l.numa, nc)
+		l.maxNUMAHealthy = max(l.maxNUMAHealthy, int64(c.Healthy))
+	}
+	sort.Slice(l.numa, func(i, j int) bool { return l.numa[i].key < l.numa[j].key })
+	return l
+}
 
 // poolOnNode is one VF pool of one node as the extender counts it for one call.
 type poolOnNode struct {
@@ -17,7 +53,7 @@ type poolOnNode struct {
 	// free is capacity - used - assumed.
 	free int64
 	// published is plexus-deviceplugin's report of the pool (NUMA and PF layout); nil if none.
-	published *capacity.PoolCapacity
+	published *layout
 	// unreflected is how many VFs are taken but not yet in the published free counts.
 	unreflected int64
 }
@@ -34,33 +70,32 @@ func (c *Cluster) vfPool(ns *nodeState, need *vfNeed, self *assumedPod, selfHere
 	}
 	if need.id < len(ns.published) && ns.published[need.id] != nil {
 		p.published = ns.published[need.id]
-		p.capacity = min(p.capacity, int64(p.published.Healthy))
+		p.capacity = min(p.capacity, int64(p.published.healthy))
 	}
 	p.free = p.capacity - p.used - p.assumed
 	if p.published != nil {
-		p.unreflected = p.assumed + max(0, int64(p.published.Free)-(p.capacity-p.used))
+		p.unreflected = p.assumed + max(0, int64(p.published.free)-(p.capacity-p.used))
 	}
 	return p
 }
 
-// numaFree is, per NUMA node, the VFs surely free there: the published free count less what
-// was taken since it was published (which may have come from any NUMA node), capped by free.
-func (p poolOnNode) numaFree(numa string) int64 {
-	c := p.published.NUMA[numa]
-	return max(0, min(p.free, int64(c.Free)-p.unreflected))
+// numaFree is the VFs surely free on a NUMA node: the published free count less what was
+// taken since it was published (which may have come from any NUMA node), capped by free.
+func (p poolOnNode) numaFree(n *numaCount) int64 {
+	return max(0, min(p.free, int64(n.free)-p.unreflected))
 }
 
-// bestNUMA is the NUMA node with the most VFs surely free, and how many ("" when unknown).
-func (p poolOnNode) bestNUMA() (string, int64) {
-	if p.published == nil || len(p.published.NUMA) == 0 {
-		return "", 0
+// bestNUMA is the NUMA node with the most VFs surely free, and how many (nil when unknown).
+// Among equals the smallest key wins, so the answer does not depend on map order.
+func (p poolOnNode) bestNUMA() (*numaCount, int64) {
+	if p.published == nil || len(p.published.numa) == 0 {
+		return nil, 0
 	}
-	// The most free wins; among equals the smallest key, so the answer does not depend on
-	// map order (no sort: this runs for every node of a prioritize call).
-	best, most := "", int64(-1)
-	for k := range p.published.NUMA {
-		if f := p.numaFree(k); f > most || (f == most && k < best) {
-			best, most = k, f
+	var best *numaCount
+	most := int64(-1)
+	for i := range p.published.numa {
+		if f := p.numaFree(&p.published.numa[i]); f > most {
+			best, most = &p.published.numa[i], f
 		}
 	}
 	return best, most
@@ -68,29 +103,10 @@ func (p poolOnNode) bestNUMA() (string, int64) {
 
 // maxNUMAHealthy is the most healthy VFs one NUMA node has (capacity when unknown).
 func (p poolOnNode) maxNUMAHealthy() int64 {
-	if p.published == nil || len(p.published.NUMA) == 0 {
+	if p.published == nil || len(p.published.numa) == 0 {
 		return p.capacity
 	}
-	most := int64(0)
-	for _, c := range p.published.NUMA {
-		most = max(most, int64(c.Healthy))
-	}
-	return most
-}
-
-// pfsWithFree counts the PFs on a NUMA node that report a free VF.
-func (p poolOnNode) pfsWithFree(numa string) int {
-	id, err := strconv.Atoi(numa)
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, pf := range p.published.PFs {
-		if pf.Free > 0 && pf.NUMA == id {
-			n++
-		}
-	}
-	return n
+	return p.published.maxNUMAHealthy
 }
 
 // checkNode tells whether req fits node ns, and why not. The caller holds c.mu.
@@ -120,7 +136,7 @@ func (c *Cluster) checkVFs(req *request, need *vfNeed, ns *nodeState, self *assu
 		return &verdict{reason: ReasonVFCapacity, unresolvable: true, msg: fmt.Sprintf(
 			"%s: pool %s has %d healthy VFs on this node, the pod needs %d", need.who(), need.resource, p.capacity, need.count)}
 	}
-	single := (req.singleNUMA || ns.singleNUMA) && need.count > 1 && p.published != nil && len(p.published.NUMA) > 0
+	single := (req.singleNUMA || ns.singleNUMA) && need.count > 1 && p.published != nil && len(p.published.numa) > 0
 	if single && need.count > p.maxNUMAHealthy() {
 		return &verdict{reason: ReasonNUMACapacity, unresolvable: true, msg: fmt.Sprintf(
 			"%s: pool %s has at most %d healthy VFs on one NUMA node of this node, the pod needs %d on one NUMA node (%s)",
@@ -139,7 +155,7 @@ func (c *Cluster) checkVFs(req *request, need *vfNeed, ns *nodeState, self *assu
 		if numa, free := p.bestNUMA(); free < need.count {
 			return &verdict{reason: ReasonNUMAFree, msg: fmt.Sprintf(
 				"%s: pool %s has %d of %d VFs free on NUMA node %s, the pod needs %d on one NUMA node (%s)",
-				need.who(), need.resource, free, p.published.NUMA[numa].Healthy, numa, need.count, numaWhy(req, ns))}
+				need.who(), need.resource, free, numa.healthy, numa.key, need.count, numaWhy(req, ns))}
 		}
 	}
 	return nil
@@ -171,11 +187,11 @@ func (c *Cluster) score(req *request, ns *nodeState, self *assumedPod, selfHere 
 // the share of the pool left free after the pod (spread), or taken (pack).
 func scoreVFs(p poolOnNode, need int64, placement Placement) float64 {
 	s := 0.0
-	if numa, free := p.bestNUMA(); numa == "" {
+	if numa, free := p.bestNUMA(); numa == nil {
 		s += 3 // unknown layout: between fit and not
 	} else if free >= need {
 		s += 4
-		if pfs := int64(p.pfsWithFree(numa)); pfs >= need || need == 1 {
+		if pfs := int64(numa.pfsWithFree); pfs >= need || need == 1 {
 			s += 2
 		} else if pfs > 1 {
 			s += 1

@@ -7,19 +7,65 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 )
 
 // wireArgs is extenderv1.ExtenderArgs as it arrives, with the node names left raw: decoding
-// 5,000 names through reflection cost more than the decision itself.
+// 5,000 names through reflection cost more than the decision itself. The pod is read into
+// wirePod, the fields the decisions use: the scheduler sends it whole, managed fields and
+// status included, on every call.
 type wireArgs struct {
-	Pod       *corev1.Pod
+	Pod       *wirePod
 	Nodes     *corev1.NodeList
 	NodeNames json.RawMessage
 }
 
+// wirePod is what the extender reads of a pod (extender.Cluster's Filter and Prioritize): its
+// identity, its network annotations and its containers' resources.
+type wirePod struct {
+	Metadata struct {
+		Namespace   string            `json:"namespace"`
+		Name        string            `json:"name"`
+		UID         types.UID         `json:"uid"`
+		Annotations map[string]string `json:"annotations"`
+	} `json:"metadata"`
+	Spec struct {
+		Containers     []wireContainer `json:"containers"`
+		InitContainers []wireContainer `json:"initContainers"`
+	} `json:"spec"`
+}
+
+type wireContainer struct {
+	Name          string                         `json:"name"`
+	Resources     corev1.ResourceRequirements    `json:"resources"`
+	RestartPolicy *corev1.ContainerRestartPolicy `json:"restartPolicy"`
+}
+
+func (w *wirePod) pod() *corev1.Pod {
+	if w == nil {
+		return nil
+	}
+	p := &corev1.Pod{}
+	p.Namespace, p.Name, p.UID, p.Annotations = w.Metadata.Namespace, w.Metadata.Name, w.Metadata.UID, w.Metadata.Annotations
+	p.Spec.Containers = containers(w.Spec.Containers)
+	p.Spec.InitContainers = containers(w.Spec.InitContainers)
+	return p
+}
+
+func containers(in []wireContainer) []corev1.Container {
+	if in == nil {
+		return nil
+	}
+	out := make([]corev1.Container, len(in))
+	for i, c := range in {
+		out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+	}
+	return out
+}
+
 func (w *wireArgs) args() (*extenderv1.ExtenderArgs, error) {
-	args := &extenderv1.ExtenderArgs{Pod: w.Pod, Nodes: w.Nodes}
+	args := &extenderv1.ExtenderArgs{Pod: w.Pod.pod(), Nodes: w.Nodes}
 	if len(w.NodeNames) == 0 || bytes.Equal(w.NodeNames, []byte("null")) {
 		return args, nil
 	}

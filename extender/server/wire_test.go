@@ -2,9 +2,13 @@ package server
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 )
 
@@ -90,5 +94,49 @@ func TestRelative(t *testing.T) {
 	}
 	if got := relative(extenderv1.HostPriorityList{{Host: "a", Score: 5}, {Host: "b", Score: 5}}); len(got) != 0 {
 		t.Errorf("tied nodes answered %v, want nothing", got)
+	}
+}
+
+// The pod read from the wire keeps every field the decisions use.
+func TestWirePod(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	q := corev1.ResourceList{"intel.com/sriov": resource.MustParse("2")}
+	in := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", UID: "u1",
+			Annotations:   map[string]string{"k8s.v1.cni.cncf.io/networks": "a, b@net2"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply}}},
+		Spec: corev1.PodSpec{
+			SchedulerName:  "s",
+			Containers:     []corev1.Container{{Name: "app", Image: "busybox", Resources: corev1.ResourceRequirements{Requests: q, Limits: q}}},
+			InitContainers: []corev1.Container{{Name: "side", RestartPolicy: &always, Resources: corev1.ResourceRequirements{Limits: q}}},
+		},
+		Status: corev1.PodStatus{Phase: corev1.PodPending},
+	}
+	names := []string{"n1"}
+	b, err := json.Marshal(extenderv1.ExtenderArgs{Pod: in, NodeNames: &names})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w wireArgs
+	if err := json.Unmarshal(b, &w); err != nil {
+		t.Fatal(err)
+	}
+	args, err := w.args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := args.Pod
+	if got.Namespace != "ns" || got.Name != "p" || got.UID != "u1" || !maps.Equal(got.Annotations, in.Annotations) {
+		t.Errorf("metadata read as %+v", got.ObjectMeta)
+	}
+	if len(got.Spec.Containers) != 1 || !got.Spec.Containers[0].Resources.Requests["intel.com/sriov"].Equal(q["intel.com/sriov"]) {
+		t.Errorf("containers read as %+v", got.Spec.Containers)
+	}
+	if len(got.Spec.InitContainers) != 1 || got.Spec.InitContainers[0].RestartPolicy == nil || *got.Spec.InitContainers[0].RestartPolicy != always ||
+		!got.Spec.InitContainers[0].Resources.Limits["intel.com/sriov"].Equal(q["intel.com/sriov"]) {
+		t.Errorf("init containers read as %+v", got.Spec.InitContainers)
+	}
+	if args.NodeNames == nil || !slices.Equal(*args.NodeNames, names) {
+		t.Errorf("node names read as %v", args.NodeNames)
 	}
 }
