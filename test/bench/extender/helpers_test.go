@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,9 @@ type running struct {
 	url     string
 	cluster *extender.Cluster
 	stop    func()
+
+	// conns counts the TCP connections the scheduler opened to the extender.
+	conns atomic.Int64
 
 	mu      sync.Mutex
 	filters []time.Duration
@@ -77,7 +81,11 @@ func startExtender(tb testing.TB, cp *controlplane.ControlPlane) *running {
 		r.calls[req.URL.Path] = append(r.calls[req.URL.Path], d)
 		r.mu.Unlock()
 	})
-	hs := &http.Server{Handler: timed, ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: timed, ReadHeaderTimeout: 5 * time.Second, ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			r.conns.Add(1)
+		}
+	}}
 	go func() { _ = w.Run(ctx) }()
 	go func() { _ = hs.Serve(ln) }()
 	var once sync.Once
@@ -245,3 +253,66 @@ func percentile(d []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+// startNoop serves the verbs of the extender's stanza with no decision behind them: filter
+// keeps every node it is given, prioritize prefers none, bind binds. Configured like
+// plexus-extender, it is the floor of any extender on this machine: what the scheduler's calls
+// themselves cost.
+func startNoop(tb testing.TB, cp *controlplane.ControlPlane) string {
+	tb.Helper()
+	binder, err := app.NewBinder(cp.Config)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	answer := func(w http.ResponseWriter, v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+		_, _ = w.Write(b)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /filter", func(w http.ResponseWriter, r *http.Request) {
+		var args extenderv1.ExtenderArgs
+		if err := json.NewDecoder(r.Body).Decode(&args); err != nil {
+			answer(w, extenderv1.ExtenderFilterResult{Error: err.Error()})
+			return
+		}
+		answer(w, extenderv1.ExtenderFilterResult{NodeNames: args.NodeNames, FailedNodes: extenderv1.FailedNodesMap{}, FailedAndUnresolvableNodes: extenderv1.FailedNodesMap{}})
+	})
+	mux.HandleFunc("POST /prioritize", func(w http.ResponseWriter, r *http.Request) {
+		var args extenderv1.ExtenderArgs
+		if err := json.NewDecoder(r.Body).Decode(&args); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		answer(w, extenderv1.HostPriorityList{})
+	})
+	mux.HandleFunc("POST /bind", func(w http.ResponseWriter, r *http.Request) {
+		var args extenderv1.ExtenderBindingArgs
+		if err := json.NewDecoder(r.Body).Decode(&args); err != nil {
+			answer(w, extenderv1.ExtenderBindingResult{Error: err.Error()})
+			return
+		}
+		err := binder.Bind(r.Context(), &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: args.PodNamespace, Name: args.PodName, UID: args.PodUID},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: args.Node},
+		})
+		res := extenderv1.ExtenderBindingResult{}
+		if err != nil {
+			res.Error = err.Error()
+		}
+		answer(w, res)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	tb.Cleanup(func() { _ = hs.Close() })
+	return "http://" + ln.Addr().String() + "/"
+}
