@@ -197,7 +197,7 @@ func Uninstall(ctx context.Context, c *cluster.Cluster, bin string) error {
 		return revokeNodeIPAM(ctx, c)
 	}
 	on, err := releaseParts(ctx, c)
-	if err != nil {
+	if err != nil || len(on) == 0 { // no release: nothing to remove
 		return err
 	}
 	gone := []part{comp.part}
