@@ -166,7 +166,12 @@ func (s *Server) filter(w http.ResponseWriter, r *http.Request) {
 	if res.Error != "" {
 		s.opts.Log.Info("filter failed", "pod", podName(args), "error", res.Error)
 	}
-	writeJSON(w, toWire(res))
+	b, err := encodeFilterResult(res)
+	if err != nil {
+		writeJSON(w, &extenderv1.ExtenderFilterResult{Error: fmt.Sprintf("encoding the answer: %v", err)})
+		return
+	}
+	writeBody(w, b)
 }
 
 func (s *Server) prioritize(w http.ResponseWriter, r *http.Request) {

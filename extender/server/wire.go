@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -78,36 +79,45 @@ func (w *wireArgs) args() (*extenderv1.ExtenderArgs, error) {
 }
 
 // parseNames reads a JSON array of strings. Node names never hold escapes or non-ASCII; an
-// array that does is handed to encoding/json.
+// array that does is handed to encoding/json. The names share one string: one allocation for
+// 5,000 names instead of 5,000.
 func parseNames(raw []byte) ([]string, error) {
 	b := bytes.TrimSpace(raw)
 	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' || bytes.IndexByte(b, '\\') >= 0 {
 		return slowNames(raw)
 	}
 	names := make([]string, 0, bytes.Count(b, []byte{','})+1)
-	b = bytes.TrimSpace(b[1 : len(b)-1])
-	for len(b) > 0 {
-		if b[0] != '"' {
+	all := string(b[:len(b)-1])
+	i := skipSpace(all, 1)
+	for i < len(all) {
+		if all[i] != '"' {
 			return slowNames(raw)
 		}
-		end := bytes.IndexByte(b[1:], '"')
+		end := strings.IndexByte(all[i+1:], '"')
 		if end < 0 {
 			return slowNames(raw)
 		}
-		names = append(names, string(b[1:1+end]))
-		b = bytes.TrimSpace(b[end+2:])
-		if len(b) == 0 {
+		names = append(names, all[i+1:i+1+end])
+		i = skipSpace(all, i+end+2)
+		if i == len(all) {
 			break
 		}
-		if b[0] != ',' {
+		if all[i] != ',' {
 			return slowNames(raw)
 		}
-		b = bytes.TrimSpace(b[1:])
-		if len(b) == 0 {
+		if i = skipSpace(all, i+1); i == len(all) {
 			return slowNames(raw) // a trailing comma: let encoding/json say what is wrong
 		}
 	}
 	return names, nil
+}
+
+// skipSpace is the index of the first byte of s from i on that is not JSON white space.
+func skipSpace(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 func slowNames(raw []byte) ([]string, error) {
@@ -118,27 +128,31 @@ func slowNames(raw []byte) ([]string, error) {
 	return names, nil
 }
 
-// wireFilterResult is extenderv1.ExtenderFilterResult as it leaves, with the node names
-// written by hand (encoding/json's reflection was a sixth of a call over 5,000 nodes).
-type wireFilterResult struct {
+// filterRest is extenderv1.ExtenderFilterResult without the node names, which
+// encodeFilterResult writes by hand.
+type filterRest struct {
 	Nodes                      *corev1.NodeList          `json:"Nodes,omitempty"`
-	NodeNames                  json.RawMessage           `json:"NodeNames,omitempty"`
 	FailedNodes                extenderv1.FailedNodesMap `json:"FailedNodes"`
 	FailedAndUnresolvableNodes extenderv1.FailedNodesMap `json:"FailedAndUnresolvableNodes"`
 	Error                      string                    `json:"Error"`
 }
 
-func toWire(r *extenderv1.ExtenderFilterResult) any {
-	w := &wireFilterResult{Nodes: r.Nodes, FailedNodes: r.FailedNodes, FailedAndUnresolvableNodes: r.FailedAndUnresolvableNodes, Error: r.Error}
-	if r.NodeNames == nil {
-		return w
+// encodeFilterResult is r as JSON, the node names written by hand: encoding/json's reflection,
+// or its check of a raw array, was a sixth of a call over 5,000 nodes.
+func encodeFilterResult(r *extenderv1.ExtenderFilterResult) ([]byte, error) {
+	rest, err := json.Marshal(filterRest{Nodes: r.Nodes, FailedNodes: r.FailedNodes, FailedAndUnresolvableNodes: r.FailedAndUnresolvableNodes, Error: r.Error})
+	if err != nil || r.NodeNames == nil {
+		return rest, err
 	}
-	raw, ok := writeNames(*r.NodeNames)
+	names, ok := writeNames(*r.NodeNames)
 	if !ok {
-		return r
+		return json.Marshal(r)
 	}
-	w.NodeNames = raw
-	return w
+	b := make([]byte, 0, len(names)+len(rest)+16)
+	b = append(b, `{"NodeNames":`...)
+	b = append(b, names...)
+	b = append(b, ',')
+	return append(b, rest[1:]...), nil
 }
 
 // writeNames writes names as a JSON array; ok is false when a name needs escaping.

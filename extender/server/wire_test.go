@@ -19,6 +19,9 @@ func TestParseNames(t *testing.T) {
 		err  bool
 	}{
 		{in: `[]`, want: []string{}},
+		{in: "[ \n ]", want: []string{}},
+		{in: "[\n\t\"a\",\r\n\"b\"\n]", want: []string{"a", "b"}},
+		{in: `[""]`, want: []string{""}},
 		{in: ` [ "a" , "node-1.example" ]  `, want: []string{"a", "node-1.example"}},
 		{in: `["a\u0062"]`, want: []string{"ab"}},
 		{in: `["a",]`, err: true},
@@ -38,7 +41,7 @@ func TestParseNames(t *testing.T) {
 func TestFilterResultWire(t *testing.T) {
 	for _, names := range [][]string{{}, {"a", "node-1.example"}, {`we"ird`, "ü"}} {
 		in := &extenderv1.ExtenderFilterResult{NodeNames: &names, FailedNodes: extenderv1.FailedNodesMap{"x": "why"}, FailedAndUnresolvableNodes: extenderv1.FailedNodesMap{}}
-		b, err := json.Marshal(toWire(in))
+		b, err := encodeFilterResult(in)
 		if err != nil {
 			t.Fatal(err)
 		}
