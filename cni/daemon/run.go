@@ -13,12 +13,10 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/go-logr/logr"
-	nadclient "github.com/k8snetworkplumbingwg/network-attachment-definition-client/pkg/client/clientset/versioned"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -81,18 +79,10 @@ func startCNI(ctx context.Context, g *errgroup.Group, ipam agent.Options, o CNIO
 	}
 	cfg.UserAgent = "plexus-daemon/cni"
 	cfg.QPS, cfg.Burst = 20, 40
-	podCfg := rest.CopyConfig(cfg)
-	podCfg.ContentType = "application/vnd.kubernetes.protobuf"
-	podCfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
-	client, err := kubernetes.NewForConfig(podCfg)
+	view, err := kube.NewView(cfg, ipam.NodeName, ipam.RequestTimeout)
 	if err != nil {
 		return nil, err
 	}
-	nads, err := nadclient.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	view := kube.NewView(client, nads, ipam.NodeName, ipam.RequestTimeout)
 	view.Start(ctx)
 
 	writer := &conflist.Writer{ConfDir: o.ConfDir, FileName: o.ConflistName, Source: clusterSource(o.ClusterNetwork, view),

@@ -79,8 +79,15 @@ func referencePlugins(t *testing.T) string {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, controlplane.Options{})
+}
+
+// newEnvWith is newEnv with the control plane's options (its scheme is always the env's).
+func newEnvWith(t *testing.T, opts controlplane.Options) *env {
+	t.Helper()
 	ref := referencePlugins(t)
-	cp := controlplane.Start(t, controlplane.Options{Scheme: scheme()})
+	opts.Scheme = scheme()
+	cp := controlplane.Start(t, opts)
 	dir := t.TempDir()
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
