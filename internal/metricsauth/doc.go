@@ -1,6 +1,7 @@
 // Package metricsauth guards the /metrics endpoints of Plexus's servers with the API server's own
-// authentication and authorization (controller-runtime's metrics filter: a TokenReview of the
-// caller's bearer token, then a SubjectAccessReview of "get" on the non-resource URL /metrics),
+// authentication and authorization (what controller-runtime's metrics filter does, with two
+// plain requests: a TokenReview of the caller's bearer token, then a SubjectAccessReview of
+// "get" on the non-resource URL /metrics),
 // and gives the hostNetwork components a self-signed TLS configuration, so that a scraper's
 // token never crosses the network in clear and nobody without RBAC reads the metrics.
 //
