@@ -264,7 +264,7 @@ func checkChartExamples(ctx context.Context, t *testing.T, c *cluster.Cluster, e
 		if q.Value() != 2 {
 			t.Errorf("pod %s limits %s %s, want 2 (the webhook injects one per SR-IOV network)", p.Name, demo.SRIOVResource, q.String())
 		}
-		if p.Spec.SchedulerName != "plexus-scheduler" || p.Spec.NodeName == "" {
+		if p.Spec.SchedulerName != demo.SchedulerName || p.Spec.NodeName == "" {
 			t.Errorf("pod %s: scheduler %q, node %q; want plexus-scheduler (set by the webhook) to have placed it", p.Name, p.Spec.SchedulerName, p.Spec.NodeName)
 		}
 		podNetworks(ctx, t, c, p.Name, upfNetworks)

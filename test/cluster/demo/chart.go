@@ -23,6 +23,10 @@ const (
 	PlexusNamespace = "plexus-system"
 )
 
+// SchedulerName is the chart's second scheduler (scheduler.name), which the webhook gives the
+// pods that select networks.
+const SchedulerName = "plexus-scheduler"
+
 // DaemonUser is plexus-daemon's identity in the sandbox: the chart's ServiceAccount.
 const DaemonUser = "system:serviceaccount:" + PlexusNamespace + ":plexus-daemon"
 

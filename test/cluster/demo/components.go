@@ -43,7 +43,7 @@ func components() []component {
 		{bin: "plexus-deviceplugin", role: "SR-IOV device plugin (DaemonSet)", part: partDevicePlugin, ready: devicePluginReady},
 		{bin: "plexus-controller", role: "IPAM and certificate reconcilers (Deployment)", part: partController, ready: controllerReady},
 		{bin: "plexus-webhook", role: "admission webhook (Deployment)", part: partWebhook, ready: webhookReady},
-		{bin: "plexus-extender", role: "extender of a second kube-scheduler (Deployment)", part: partScheduler, ready: schedulerReady},
+		{bin: "plexus-extender", role: "scheduler extender (second kube-scheduler)", part: partScheduler, ready: schedulerReady},
 		{bin: "plexus-daemon", role: "CNI server and IPAM agent (DaemonSet)", part: partDaemon, ready: daemonReady},
 		{bin: "plexus", role: "CNI meta-plugin", part: partDaemon, cni: true, ready: cniReady},
 		{bin: "plexus-sriov", role: "SR-IOV CNI plugin", part: partDaemon, cni: true},

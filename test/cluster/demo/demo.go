@@ -108,7 +108,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	fmt.Fprintf(out, "\nExamples (docs/examples): %d NADs, %d pods", len(ex.nads), len(ex.pods))
 	if webhook {
-		fmt.Fprint(out, "; plexus-webhook injected the SR-IOV resources of their networks")
+		fmt.Fprint(out, "; plexus-webhook injected the SR-IOV resources of their networks, plexus-scheduler (with plexus-extender) placed them")
 	}
 	if len(ex.filled) > 0 {
 		fmt.Fprintf(out, "; plexus-webhook is pending, so the demo wrote the SR-IOV resources it would inject into %s", strings.Join(ex.filled, ", "))

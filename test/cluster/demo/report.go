@@ -40,6 +40,8 @@ func (r *Report) Installed(bin string) bool {
 // PodReport is what one example pod got.
 type PodReport struct {
 	Pod, Node string
+	// Scheduler is the scheduler that placed it (spec.schedulerName).
+	Scheduler string
 	// PodIP is the pod's IP as kubelet reports it (the default network's).
 	PodIP string
 	// Resources lists the extended resources of its container ("intel.com/x: 2").
@@ -64,7 +66,7 @@ type PodReport struct {
 func (ex *example) report(ctx context.Context, c *cluster.Cluster) []PodReport {
 	var rows []PodReport
 	for _, p := range ex.pods {
-		r := PodReport{Pod: p.Name, Node: p.Spec.NodeName, PodIP: p.Status.PodIP, Addrs: map[string][]string{}}
+		r := PodReport{Pod: p.Name, Node: p.Spec.NodeName, Scheduler: p.Spec.SchedulerName, PodIP: p.Status.PodIP, Addrs: map[string][]string{}}
 		var res []string
 		for name, q := range p.Spec.Containers[0].Resources.Limits {
 			if strings.Contains(string(name), "/") {
@@ -151,10 +153,13 @@ func printTable(w io.Writer, rep *Report) {
 // with the device plugin, as many of its node's VFs as it asked for; with the plexus CNI,
 // eth0 with the pod IP and one interface with an address per selected network, each in the
 // network-status and inside the pod; with plexus-sriov, the VF of each SR-IOV network among
-// the pod's.
+// the pod's; with the webhook and the extender, placed by the chart's second scheduler.
 func check(c *cluster.Cluster, rep *Report, resources map[string]string) error {
 	var errs []error
 	for _, r := range rep.Pods {
+		if rep.Installed("plexus-webhook") && rep.Installed("plexus-extender") && r.Scheduler != SchedulerName {
+			errs = append(errs, fmt.Errorf("pod %s was placed by %q, want %s (the webhook sends pods with networks to it)", r.Pod, r.Scheduler, SchedulerName))
+		}
 		if rep.Installed("plexus-deviceplugin") {
 			errs = append(errs, checkVFs(c, r)...)
 		}
