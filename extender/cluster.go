@@ -42,8 +42,11 @@ type Cluster struct {
 	blocks      map[string]map[string]*v1alpha1.IPBlock // network -> block name -> block
 	blockNet    map[string]string                       // block name -> network
 	// gen changes whenever pool accounting may change (pods, NADs, blocks, assumptions).
-	gen       uint64
-	poolMemo  map[string]poolMemo
+	gen      uint64
+	poolMemo map[string]poolMemo
+	// slots are the NADs with a node selector by their presence bit; freeSlots can be reused.
+	slots     []*nadState
+	freeSlots []int
 	lastSweep time.Time
 }
 
@@ -58,6 +61,8 @@ type nodeState struct {
 	published  []*layout
 	singleNUMA bool
 	counts     *nodeCounts
+	// present has a bit per NAD slot: the NAD's node selector matches the node's labels.
+	present bits
 }
 
 // nodeCounts are the VFs taken on one node, per resource.
@@ -132,6 +137,7 @@ func (c *Cluster) nodeState(node *corev1.Node) *nodeState {
 		labels:     labels.Set(node.Labels),
 		singleNUMA: node.Labels[TopologyPolicyLabel] == PolicySingleNUMANode,
 	}
+	c.judgePresence(ns)
 	for r, n := range extendedResources(node.Status.Allocatable) {
 		ns.alloc.add(c.resID(r), n)
 	}
@@ -238,6 +244,7 @@ func (c *Cluster) SetNAD(nad *nadv1.NetworkAttachmentDefinition) {
 	defer c.mu.Unlock()
 	c.forgetNAD(nad.Namespace + "/" + nad.Name)
 	c.nads[ns.key] = ns
+	c.takeSlot(ns)
 	if ns.net != nil && ns.net.ResourceName != "" {
 		c.vfResources[ns.net.ResourceName]++
 	}
@@ -258,6 +265,7 @@ func (c *Cluster) forgetNAD(key string) {
 		return
 	}
 	delete(c.nads, key)
+	c.releaseSlot(old)
 	if old.net != nil && old.net.ResourceName != "" {
 		c.release(c.vfResources, old.net.ResourceName)
 	}

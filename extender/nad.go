@@ -28,10 +28,12 @@ type nadState struct {
 	// written as key=value pairs, for messages.
 	selector     labels.Selector
 	selectorText string
+	// slot is the NAD's bit in each node's presence set; -1 without a selector.
+	slot int
 }
 
 func newNADState(nad *nadv1.NetworkAttachmentDefinition) *nadState {
-	ns := &nadState{key: nad.Namespace + "/" + nad.Name}
+	ns := &nadState{key: nad.Namespace + "/" + nad.Name, slot: -1}
 	n, err := network.FromNAD(nad)
 	if err != nil {
 		ns.err = err

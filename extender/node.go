@@ -112,7 +112,7 @@ func (p poolOnNode) maxNUMAHealthy() int64 {
 // checkNode tells whether req fits node ns, and why not. The caller holds c.mu.
 func (c *Cluster) checkNode(req *request, ns *nodeState, self *assumedPod, selfHere bool) *verdict {
 	for _, n := range req.nets {
-		if n.selector != nil && !n.selector.Matches(ns.labels) {
+		if !n.presentOn(ns) {
 			return &verdict{reason: ReasonNetworkNotOnNode, unresolvable: true, msg: fmt.Sprintf(
 				"network %s is not on this node: NetworkAttachmentDefinition %s selects nodes labelled %s",
 				req.names[n.key], n.key, n.selectorText)}
