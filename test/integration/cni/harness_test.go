@@ -36,6 +36,13 @@ import (
 
 const node = "node-cni"
 
+// daemonUser is plexus-daemon's identity in these tests, bound only to daemonRole (the
+// chart's rules), not a cluster admin: a request its role does not allow fails a test.
+const (
+	daemonUser = "plexus-daemon"
+	daemonRole = "testdata/clusterrole.yaml"
+)
+
 // clusterGateway is the default route the cluster network gives every pod.
 const clusterGateway = "10.99.0.1"
 
@@ -91,7 +98,7 @@ func newEnvWith(t *testing.T, opts controlplane.Options) *env {
 	dir := t.TempDir()
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
-	e := &env{t: t, cp: cp, kubeconfig: cp.Kubeconfig(t, "plexus-daemon"), dir: dir, confDir: filepath.Join(dir, "net.d"),
+	e := &env{t: t, cp: cp, kubeconfig: cp.NewIdentity(t, daemonUser, daemonRole).Kubeconfig, dir: dir, confDir: filepath.Join(dir, "net.d"),
 		suffix: hex.EncodeToString(b), hostLocal: filepath.Join(dir, "host-local"), pluginDirs: []string{ref, binDir}}
 	if err := os.MkdirAll(e.confDir, 0o755); err != nil {
 		t.Fatal(err)

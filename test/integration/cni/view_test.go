@@ -16,7 +16,7 @@ import (
 	"github.com/plexus-project/plexus/test/controlplane"
 )
 
-// TestViewAgainstTheAPIServer: the CNI server's view reads this node's pods (stripped) and the
+// TestViewAgainstTheAPIServer: the CNI server's view, under the daemon's role, reads this node's pods (stripped) and the
 // NADs from its caches, reads a pod not yet cached with one GET and refuses a pod of another
 // node, writes network-status with one pods/status patch, and counts a repeated Event up
 // instead of writing another.
@@ -37,7 +37,7 @@ func TestViewAgainstTheAPIServer(t *testing.T) {
 		Spec: nadv1.NetworkAttachmentDefinitionSpec{Config: `{"cniVersion":"1.0.0","type":"macvlan"}`}}); err != nil {
 		t.Fatal(err)
 	}
-	v, err := kube.NewView(cp.Config, node, 5*time.Second)
+	v, err := kube.NewView(cp.NewIdentity(t, daemonUser, daemonRole).Config, node, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
