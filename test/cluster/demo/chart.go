@@ -220,8 +220,8 @@ func Uninstall(ctx context.Context, c *cluster.Cluster, bin string) error {
 		left = left || v
 	}
 	if left {
-		root, err := repo.Root()
-		if err != nil {
+		var root string
+		if root, err = repo.Root(); err != nil {
 			return err
 		}
 		err = applyChart(ctx, c, root, on)
