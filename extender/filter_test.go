@@ -2,12 +2,15 @@ package extender
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	extenderv1 "k8s.io/kube-scheduler/extender/v1"
 
@@ -319,5 +322,65 @@ func TestBoundNarrowsTheAssumption(t *testing.T) {
 	c.Bound("uid-p0", "b") // late or repeated: no effect once seen bound
 	if r := filter(t, c, testPod("p2", "net", 1), "a"); len(*r.NodeNames) != 0 {
 		t.Fatalf("a holds p0, yet p2 fit %v", *r.NodeNames)
+	}
+}
+
+// Under single-NUMA placement, the VFs of all the pod's pools come from one NUMA node together.
+func TestFilterNUMAAcrossPools(t *testing.T) {
+	const vfB = "intel.com/sriov_b"
+	node := func(a, b map[string]capacity.Count) *corev1.Node {
+		n := testNode("n", 4, map[string]string{TopologyPolicyLabel: PolicySingleNUMANode})
+		n.Status.Allocatable[vfB] = *resource.NewQuantity(4, resource.DecimalSI)
+		pool := func(numa map[string]capacity.Count) capacity.PoolCapacity {
+			pc := capacity.PoolCapacity{NUMA: numa, PFs: map[string]capacity.PFCount{}}
+			for k, c := range numa {
+				pc.Healthy += c.Healthy
+				pc.Free += c.Free
+				var id int
+				fmt.Sscan(k, &id)
+				pc.PFs["0000:0"+k+":00.0"] = capacity.PFCount{Count: c, NUMA: id}
+			}
+			return pc
+		}
+		b2, _ := json.Marshal(capacity.NodeCapacity{Pools: map[string]capacity.PoolCapacity{vf: pool(a), vfB: pool(b)}})
+		n.Annotations = map[string]string{capacity.Annotation: string(b2)}
+		return n
+	}
+	numa := func(h0, f0, h1, f1 int) map[string]capacity.Count {
+		return map[string]capacity.Count{"0": {Healthy: h0, Free: f0}, "1": {Healthy: h1, Free: f1}}
+	}
+	for _, tc := range []struct {
+		name   string
+		a, b   map[string]capacity.Count
+		reason string
+		unres  bool
+	}{
+		{name: "both free on NUMA 1", a: numa(2, 2, 2, 1), b: numa(2, 0, 2, 1)},
+		{name: "free only on different NUMA nodes", a: numa(2, 2, 2, 0), b: numa(2, 0, 2, 2),
+			reason: "networks n3, n6: no NUMA node of this node has 1 free VF of pool intel.com/sriov_b and 1 free VF of pool intel.com/sriov_netdevice together, the pod needs them on one NUMA node (the node's Topology Manager policy is single-numa-node)"},
+		{name: "each pool on its own NUMA node", a: numa(4, 4, 0, 0), b: numa(0, 0, 4, 4), unres: true,
+			reason: "has 1 healthy VF of pool intel.com/sriov_b and 1 healthy VF of pool intel.com/sriov_netdevice together"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCluster(Options{})
+			c.SetNAD(testNAD("n3", vf, "", ""))
+			c.SetNAD(testNAD("n6", vfB, "", ""))
+			c.SetNode(node(tc.a, tc.b))
+			p := testPod("p", "n3, n6", 0)
+			r := filter(t, c, p, "n")
+			msg, unres := r.FailedNodes["n"], false
+			if m, ok := r.FailedAndUnresolvableNodes["n"]; ok {
+				msg, unres = m, true
+			}
+			if tc.reason == "" {
+				if msg != "" || len(*r.NodeNames) != 1 {
+					t.Fatalf("want a fit, got %q", msg)
+				}
+				return
+			}
+			if !strings.Contains(msg, tc.reason) || unres != tc.unres {
+				t.Fatalf("got %q (unresolvable %v), want %q (unresolvable %v)", msg, unres, tc.reason, tc.unres)
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/plexus-project/plexus/deviceplugin/capacity"
 )
@@ -121,6 +122,70 @@ func (c *Cluster) checkNode(req *request, ns *nodeState, self *assumedPod, selfH
 	for i := range req.vfs {
 		if v := c.checkVFs(req, &req.vfs[i], ns, self, selfHere); v != nil {
 			return v
+		}
+	}
+	return c.checkSharedNUMA(req, ns, self, selfHere)
+}
+
+// checkSharedNUMA: under single-NUMA placement, the VFs of every pool the pod needs must come
+// from one NUMA node together, as the Topology Manager aligns all of a pod's devices. Each
+// pool alone was checked by checkVFs. Nodes whose layout is unknown for a pool are not judged.
+func (c *Cluster) checkSharedNUMA(req *request, ns *nodeState, self *assumedPod, selfHere bool) *verdict {
+	if (!req.singleNUMA && !ns.singleNUMA) || len(req.vfs) < 2 {
+		return nil
+	}
+	pools := make([]poolOnNode, len(req.vfs))
+	for i := range req.vfs {
+		if pools[i] = c.vfPool(ns, &req.vfs[i], self, selfHere); pools[i].published == nil || len(pools[i].published.numa) == 0 {
+			return nil
+		}
+	}
+	couldEver := false
+	for _, first := range pools[0].published.numa {
+		healthy, free := true, true
+		for i, p := range pools {
+			n := p.published.find(first.key)
+			if n == nil || int64(n.healthy) < req.vfs[i].count {
+				healthy, free = false, false
+				break
+			}
+			free = free && p.numaFree(n) >= req.vfs[i].count
+		}
+		if free {
+			return nil
+		}
+		couldEver = couldEver || healthy
+	}
+	who, state, reason := "the pod", "free", ReasonNUMAFree
+	var nets, need []string
+	for _, n := range req.nets { // in the pod's order
+		if n.net.ResourceName != "" {
+			nets = append(nets, req.names[n.key])
+		}
+	}
+	if len(nets) > 0 {
+		who = "networks " + strings.Join(nets, ", ")
+	}
+	if !couldEver {
+		state, reason = "healthy", ReasonNUMACapacity
+	}
+	for _, v := range req.vfs {
+		unit := "VFs"
+		if v.count == 1 {
+			unit = "VF"
+		}
+		need = append(need, fmt.Sprintf("%d %s %s of pool %s", v.count, state, unit, v.resource))
+	}
+	return &verdict{reason: reason, unresolvable: !couldEver, msg: fmt.Sprintf(
+		"%s: no NUMA node of this node has %s together, the pod needs them on one NUMA node (%s)",
+		who, strings.Join(need, " and "), numaWhy(req, ns))}
+}
+
+// find is the counts of NUMA node key, nil when the pool has none there.
+func (l *layout) find(key string) *numaCount {
+	for i := range l.numa {
+		if l.numa[i].key == key {
+			return &l.numa[i]
 		}
 	}
 	return nil
