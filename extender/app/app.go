@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,7 @@ import (
 	"github.com/plexus-project/plexus/extender/server"
 	"github.com/plexus-project/plexus/extender/watch"
 	"github.com/plexus-project/plexus/internal/cli"
+	"github.com/plexus-project/plexus/internal/metricsauth"
 )
 
 // Options are plexus-extender's settings.
@@ -151,9 +153,14 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	metricsFilter, err := metricsauth.Filter(cfg, o.Log.WithName("metrics"))
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Options{
 		Decider: cluster, Ready: w.Synced, Binder: binder, CertFile: o.CertFile, KeyFile: o.KeyFile,
 		CertPollInterval: o.CertPollInterval, CallTimeout: o.CallTimeout, Registry: reg, Log: o.Log,
+		MetricsFilter: metricsFilter,
 	})
 	if err != nil {
 		return err
@@ -168,10 +175,10 @@ func Run(ctx context.Context, o Options) error {
 	g.Go(func() error { return w.Run(ctx) })
 	g.Go(func() error { return srv.Run(ctx, ln) })
 	if o.MetricsAddress != "0" {
-		mln, err := net.Listen("tcp", o.MetricsAddress)
+		mln, err := metricsListener(o.MetricsAddress)
 		if err != nil {
 			_ = ln.Close()
-			return fmt.Errorf("listening for metrics on %s: %w", o.MetricsAddress, err)
+			return err
 		}
 		g.Go(func() error { return srv.RunMetrics(ctx, mln) })
 	}
@@ -254,4 +261,22 @@ func mergeSorted(a, b []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// metricsListener listens on addr over TLS with a self-signed certificate, so a scraper's
+// bearer token never crosses the network in clear (the filter checks it with the API server).
+func metricsListener(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-bind-address %q: %w", addr, err)
+	}
+	tlsCfg, err := metricsauth.SelfSignedTLS(host)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening for metrics on %s: %w", addr, err)
+	}
+	return tls.NewListener(ln, tlsCfg), nil
 }

@@ -68,6 +68,9 @@ type Options struct {
 	MaxRequestBytes int64
 	// Registry gets the metrics; default a new registry.
 	Registry *prometheus.Registry
+	// MetricsFilter, when set, guards /metrics (internal/metricsauth.Filter: the API server
+	// authenticates and authorizes each scraper).
+	MetricsFilter func(http.Handler) http.Handler
 	// Log is the logger; default logr.Discard().
 	Log logr.Logger
 }
@@ -140,9 +143,14 @@ func New(opts Options) (*Server, error) {
 // Handler is the extender API, /healthz and /readyz.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// MetricsHandler serves the metrics, for the separate metrics listener.
+// MetricsHandler serves the metrics, for the separate metrics listener, behind MetricsFilter
+// when one is set.
 func (s *Server) MetricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})
+	h := promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{})
+	if s.opts.MetricsFilter != nil {
+		return s.opts.MetricsFilter(h)
+	}
+	return h
 }
 
 func (s *Server) filter(w http.ResponseWriter, r *http.Request) {

@@ -42,6 +42,13 @@ blocks into its cluster view, and binds the pods it judges (the bind verb). */}}
 - apiGroups: [ipam.plexus.io]
   resources: [ipblocks]
   verbs: [list, watch]
+# /metrics authenticates and authorizes its scrapers through the API server.
+- apiGroups: [authentication.k8s.io]
+  resources: [tokenreviews]
+  verbs: [create]
+- apiGroups: [authorization.k8s.io]
+  resources: [subjectaccessreviews]
+  verbs: [create]
 {{- end -}}
 
 

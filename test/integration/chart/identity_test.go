@@ -140,9 +140,18 @@ func TestChartIdentities(t *testing.T) {
 		}
 		return nil
 	})
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	// /metrics is HTTPS for scrapers the API server authorizes: the extender's reviews of the
+	// reader's token run under its chart identity too.
+	reader, _ := cp.MetricsReaderToken(t)
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort), nil)
+	req.Header.Set("Authorization", "Bearer "+reader)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/metrics with a reader's token: %s", resp.Status)
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
