@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -61,17 +62,23 @@ func findComponent(bin string) (component, error) {
 }
 
 // install installs the chart with every part and waits for each component; it reports every
-// component and how it runs.
+// component: how it runs, or why it is not ready (then the error has the logs of each one that
+// is not).
 func install(ctx context.Context, c *cluster.Cluster, repo string) ([]ComponentStatus, error) {
 	if err := applyChart(ctx, c, repo, allParts()); err != nil {
 		return nil, err
 	}
 	var out []ComponentStatus
+	var errs []error
 	for _, comp := range components() {
-		if err := waitReady(ctx, c, comp); err != nil {
-			return nil, err
+		s := ComponentStatus{Bin: comp.bin, Role: comp.role}
+		if err := ready(ctx, c, comp); err != nil {
+			s.Note = "NOT READY: " + err.Error()
+			errs = append(errs, notReady(ctx, c, comp, err))
+			out = append(out, s)
+			continue
 		}
-		s := ComponentStatus{Bin: comp.bin, Role: comp.role, Installed: true}
+		s.Installed = true
 		w := comp.part.workload()
 		s.Note = fmt.Sprintf("%s %s/%s as ServiceAccount %s", w.Kind, PlexusNamespace, w.Name, w.ServiceAccount)
 		if comp.cni {
@@ -79,21 +86,30 @@ func install(ctx context.Context, c *cluster.Cluster, repo string) ([]ComponentS
 		}
 		out = append(out, s)
 	}
-	return out, nil
+	return out, errors.Join(errs...)
+}
+
+func ready(ctx context.Context, c *cluster.Cluster, comp component) error {
+	if comp.ready == nil {
+		return nil
+	}
+	return comp.ready(ctx, c)
 }
 
 // waitReady runs comp's readiness check; when it fails, the error carries the logs of the
 // part's pods.
 func waitReady(ctx context.Context, c *cluster.Cluster, comp component) error {
-	if comp.ready == nil {
-		return nil
-	}
-	if err := comp.ready(ctx, c); err != nil {
-		sel := "app.kubernetes.io/component=" + comp.part.workload().Component
-		logs, _ := kubectl(ctx, c, "", "logs", "-n", PlexusNamespace, "-l", sel, "--all-containers", "--tail=15", "--prefix")
-		return fmt.Errorf("%s installed but not working: %w; its logs:\n%s", comp.bin, err, logs)
+	if err := ready(ctx, c, comp); err != nil {
+		return notReady(ctx, c, comp, err)
 	}
 	return nil
+}
+
+// notReady is comp's readiness failure err with the logs of its part's pods.
+func notReady(ctx context.Context, c *cluster.Cluster, comp component, err error) error {
+	sel := "app.kubernetes.io/component=" + comp.part.workload().Component
+	logs, _ := kubectl(ctx, c, "", "logs", "-n", PlexusNamespace, "-l", sel, "--all-containers", "--tail=15", "--prefix")
+	return fmt.Errorf("%s installed but not working: %w; its logs:\n%s", comp.bin, err, logs)
 }
 
 // daemonReady waits until plexus-daemon runs on every node and its IPAM agent listens there.

@@ -86,7 +86,10 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if rep == nil {
 		rep = &Report{}
 	}
-	if rep.Components, err = install(ctx, c, opts.Repo); err != nil {
+	out := opts.Out
+	rep.Components, err = install(ctx, c, opts.Repo)
+	printComponents(out, c, rep)
+	if err != nil {
 		return err
 	}
 	webhook := rep.Installed("plexus-webhook")
@@ -99,13 +102,6 @@ func Run(ctx context.Context, opts Options) (err error) {
 	}
 	rep.Pods = ex.report(ctx, c)
 
-	out := opts.Out
-	fmt.Fprintf(out, "\nPlexus sandbox: %d nodes (real kubelet + containerd each), %d emulated VFs per node; control plane ready %.1f s, nodes Ready %.1f s, cluster up %.1f s\n",
-		len(c.Nodes), len(c.Nodes[0].VFs), c.Timings.ControlPlane.Seconds(), c.Timings.NodesReady.Seconds(), c.Timings.Up.Seconds())
-	fmt.Fprintln(out, "\nComponents:")
-	for _, s := range rep.Components {
-		fmt.Fprintf(out, "  %-20s %-45s %s\n", s.Bin, s.Role, s.Note)
-	}
 	fmt.Fprintf(out, "\nExamples (docs/examples): %d NADs, %d pods", len(ex.nads), len(ex.pods))
 	if webhook {
 		fmt.Fprint(out, "; plexus-webhook injected the SR-IOV resources of their networks, plexus-scheduler (with plexus-extender) placed them")
@@ -127,6 +123,16 @@ func Run(ctx context.Context, opts Options) (err error) {
 	fmt.Fprintln(out, "Press Ctrl-C to tear down.")
 	<-ctx.Done()
 	return nil
+}
+
+// printComponents prints the cluster's shape and what became of each component.
+func printComponents(out io.Writer, c *cluster.Cluster, rep *Report) {
+	fmt.Fprintf(out, "\nPlexus sandbox: %d nodes (real kubelet + containerd each), %d emulated VFs per node; control plane ready %.1f s, nodes Ready %.1f s, cluster up %.1f s\n",
+		len(c.Nodes), len(c.Nodes[0].VFs), c.Timings.ControlPlane.Seconds(), c.Timings.NodesReady.Seconds(), c.Timings.Up.Seconds())
+	fmt.Fprintln(out, "\nComponents:")
+	for _, s := range rep.Components {
+		fmt.Fprintf(out, "  %-20s %-45s %s\n", s.Bin, s.Role, s.Note)
+	}
 }
 
 // WithPlexus adds to opts what the chart needs on the cluster: the Plexus images and the second
