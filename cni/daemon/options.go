@@ -34,7 +34,7 @@ type CNIOptions struct {
 	// MaxInFlight and MaxQueued bound the calls worked on and waiting.
 	MaxInFlight, MaxQueued int
 	// MaxDelegates bounds the plugin executions running at once across every call of the node
-	// (default 4 per CPU).
+	// (default 16 per CPU).
 	MaxDelegates int
 	// RequestTimeout bounds one call (the shim's timeout is set a little above it).
 	RequestTimeout time.Duration
@@ -61,7 +61,7 @@ func (o *CNIOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.StateDir, "cni-state-dir", "/var/lib/plexus/cni", "directory of the per-container result cache; keep it across restarts (a host path)")
 	fs.StringVar(&o.ClusterNetwork, "cni-cluster-network", "", `the cluster default network: "" = the first other config in --cni-conf-dir, an absolute path of a .conf/.conflist, or a NetworkAttachmentDefinition as namespace/name`)
 	fs.IntVar(&o.MaxInFlight, "cni-max-in-flight", 32, "CNI calls worked on at once")
-	fs.IntVar(&o.MaxDelegates, "cni-max-delegates", 4*runtime.NumCPU(), "delegate plugin executions (one network's ADD, DEL, CHECK, GC or STATUS) running at once across every call of the node; the others wait for a slot")
+	fs.IntVar(&o.MaxDelegates, "cni-max-delegates", 16*runtime.NumCPU(), "delegate plugin executions (one network's ADD, DEL, CHECK, GC or STATUS) running at once across every call of the node; the others wait for a slot")
 	fs.IntVar(&o.MaxQueued, "cni-max-queued", 512, "ADD/CHECK calls waiting for a slot; beyond it they fail with try-again-later")
 	fs.DurationVar(&o.RequestTimeout, "cni-request-timeout", 170*time.Second, "bound of one CNI call in the daemon, queueing included (the shim waits 10s more)")
 	fs.BoolVar(&o.NamespaceIsolation, "cni-namespace-isolation", true, "refuse a pod selecting a NetworkAttachmentDefinition of another namespace unless that namespace is in --cni-global-namespaces")

@@ -64,7 +64,9 @@ func upSandbox(b *testing.B, edit func(*cluster.Options)) *sandbox {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	opts := cluster.Options{Nodes: 2, AuditUsers: []string{daemonUser}}
+	// The emulated SR-IOV tree: the chart's sandbox values mount it into the daemon (for
+	// plexus-sriov), so without it the daemon's pod never starts.
+	opts := cluster.Options{Nodes: 2, AuditUsers: []string{daemonUser}, SRIOV: &cluster.SRIOVOptions{}}
 	demo.WithPlexus(&opts, build)
 	if edit != nil {
 		edit(&opts)
