@@ -25,29 +25,39 @@ const (
 // BenchmarkManyNetworks is the Whereabouts #313 shape: 32 pods with 16 macvlan networks each,
 // every network its own range, created at once; the plexus daemon runs the delegates, with
 // plexus-ipam as IPAM, then with Whereabouts v0.9.4 on NADs that differ only in their ipam.
+//
+// PLEXUS_BENCH_SKIP_WHEREABOUTS=1 runs the plexus-ipam side alone (no Whereabouts build, no
+// ratio), as in test/bench/ipam.
 func BenchmarkManyNetworks(b *testing.B) {
-	bin, crds := whereabouts(b)
-	root, err := repo.Root()
-	if err != nil {
-		b.Fatal(err)
+	withWhereabouts := os.Getenv("PLEXUS_BENCH_SKIP_WHEREABOUTS") == ""
+	var edit func(*cluster.Options)
+	if withWhereabouts {
+		bin, crds := whereabouts(b)
+		root, err := repo.Root()
+		if err != nil {
+			b.Fatal(err)
+		}
+		edit = func(o *cluster.Options) {
+			o.CNIPlugins = append(o.CNIPlugins, bin)
+			o.CRDDirs = []string{filepath.Join(root, "charts", "plexus", "crds"), crds}
+			o.Users = append(o.Users, cluster.User{Name: whereaboutsUser})
+			o.NodeKubeconfigs[whereaboutsDir+"/whereabouts.kubeconfig"] = whereaboutsUser
+		}
 	}
-	s := upSandbox(b, func(o *cluster.Options) {
-		o.CNIPlugins = append(o.CNIPlugins, bin)
-		o.CRDDirs = []string{filepath.Join(root, "charts", "plexus", "crds"), crds}
-		o.Users = append(o.Users, cluster.User{Name: whereaboutsUser})
-		o.NodeKubeconfigs[whereaboutsDir+"/whereabouts.kubeconfig"] = whereaboutsUser
-	})
+	s := upSandbox(b, edit)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
-	if err := setUpWhereabouts(ctx, s); err != nil {
-		b.Fatal(err)
+	if withWhereabouts {
+		if err := setUpWhereabouts(ctx, s); err != nil {
+			b.Fatal(err)
+		}
 	}
 	for range b.N {
-		runManyNetworks(ctx, b, s)
+		runManyNetworks(ctx, b, s, withWhereabouts)
 	}
 }
 
-func runManyNetworks(ctx context.Context, b *testing.B, s *sandbox) {
+func runManyNetworks(ctx context.Context, b *testing.B, s *sandbox, withWhereabouts bool) {
 	sides := []struct {
 		name, prefix string
 		ipam         func(i int) string
@@ -59,6 +69,9 @@ func runManyNetworks(ctx context.Context, b *testing.B, s *sandbox) {
 		{"whereabouts", "wa", func(i int) string {
 			return fmt.Sprintf(`{"type": "whereabouts", "range": "198.18.%d.0/24", "configuration_path": %q}`, 48+i, whereaboutsDir+"/whereabouts.conf")
 		}, 20 * time.Minute},
+	}
+	if !withWhereabouts {
+		sides = sides[:1]
 	}
 	results := map[string]burst{}
 	var failed []string
@@ -86,6 +99,9 @@ func runManyNetworks(ctx context.Context, b *testing.B, s *sandbox) {
 		}
 	}
 	pl, wa := results["plexus-ipam"], results["whereabouts"]
+	if pl.retried > 0 {
+		b.Errorf("kubelet retried %d pod sandboxes with plexus-ipam (goal: none)", pl.retried)
+	}
 	fmt.Printf("\n%d pods x %d macvlan networks (each its own range) created at once on 2 sandbox nodes, delegates run by plexus-daemon:\n", manyPods, manyNetworks)
 	for _, side := range sides {
 		r := results[side.name]
@@ -94,14 +110,15 @@ func runManyNetworks(ctx context.Context, b *testing.B, s *sandbox) {
 		b.ReportMetric(r.wall.Seconds(), side.name+"-all-Running-s")
 		b.ReportMetric(float64(r.retried), side.name+"-retried")
 	}
+	if !withWhereabouts {
+		fmt.Println("  Whereabouts skipped (PLEXUS_BENCH_SKIP_WHEREABOUTS): no ratio")
+		return
+	}
 	ratio := wa.wall.Seconds() / pl.wall.Seconds()
 	fmt.Printf("  ratio Whereabouts / plexus-ipam = %.1fx (goal >= 10x, no sandbox retried)\n", ratio)
 	b.ReportMetric(ratio, "ratio-x")
 	for _, f := range failed {
 		fmt.Printf("  did not finish: %s (counted as its timeout: the ratio is a lower bound)\n", f)
-	}
-	if pl.retried > 0 {
-		b.Errorf("kubelet retried %d pod sandboxes with plexus-ipam (goal: none)", pl.retried)
 	}
 }
 
