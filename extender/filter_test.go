@@ -3,7 +3,6 @@ package extender
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -331,18 +330,7 @@ func TestFilterNUMAAcrossPools(t *testing.T) {
 	node := func(a, b map[string]capacity.Count) *corev1.Node {
 		n := testNode("n", 4, map[string]string{TopologyPolicyLabel: PolicySingleNUMANode})
 		n.Status.Allocatable[vfB] = *resource.NewQuantity(4, resource.DecimalSI)
-		pool := func(numa map[string]capacity.Count) capacity.PoolCapacity {
-			pc := capacity.PoolCapacity{NUMA: numa, PFs: map[string]capacity.PFCount{}}
-			for k, c := range numa {
-				pc.Healthy += c.Healthy
-				pc.Free += c.Free
-				var id int
-				fmt.Sscan(k, &id)
-				pc.PFs["0000:0"+k+":00.0"] = capacity.PFCount{Count: c, NUMA: id}
-			}
-			return pc
-		}
-		b2, _ := json.Marshal(capacity.NodeCapacity{Pools: map[string]capacity.PoolCapacity{vf: pool(a), vfB: pool(b)}})
+		b2, _ := json.Marshal(capacity.NodeCapacity{Pools: map[string]capacity.PoolCapacity{vf: poolCapacity(a, 1), vfB: poolCapacity(b, 1)}})
 		n.Annotations = map[string]string{capacity.Annotation: string(b2)}
 		return n
 	}

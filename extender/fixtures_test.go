@@ -30,6 +30,17 @@ func testNode(name string, vfs int64, labels map[string]string) *corev1.Node {
 // withNUMA publishes a capacity annotation: per NUMA node, healthy and free VFs, one PF each
 // (pfs PFs per NUMA node when given).
 func withNUMA(n *corev1.Node, numa map[string]capacity.Count, pfs int) *corev1.Node {
+	b, _ := json.Marshal(capacity.NodeCapacity{Pools: map[string]capacity.PoolCapacity{vf: poolCapacity(numa, pfs)}})
+	if n.Annotations == nil {
+		n.Annotations = map[string]string{}
+	}
+	n.Annotations[capacity.Annotation] = string(b)
+	return n
+}
+
+// poolCapacity is a published pool: per NUMA node, healthy and free VFs, pfs PFs each (one
+// when 0) counting the same.
+func poolCapacity(numa map[string]capacity.Count, pfs int) capacity.PoolCapacity {
 	pc := capacity.PoolCapacity{NUMA: numa, PFs: map[string]capacity.PFCount{}}
 	for k, c := range numa {
 		pc.Healthy += c.Healthy
@@ -40,12 +51,7 @@ func withNUMA(n *corev1.Node, numa map[string]capacity.Count, pfs int) *corev1.N
 			pc.PFs[fmt.Sprintf("0000:%02d:00.%d", id, i)] = capacity.PFCount{Count: capacity.Count{Healthy: c.Healthy, Free: c.Free}, NUMA: id}
 		}
 	}
-	b, _ := json.Marshal(capacity.NodeCapacity{Pools: map[string]capacity.PoolCapacity{vf: pc}})
-	if n.Annotations == nil {
-		n.Annotations = map[string]string{}
-	}
-	n.Annotations[capacity.Annotation] = string(b)
-	return n
+	return pc
 }
 
 func testNAD(name, resourceName, selector, ipam string) *nadv1.NetworkAttachmentDefinition {

@@ -46,6 +46,8 @@ type Options struct {
 	Listener net.Listener
 	// MetricsAddress serves /metrics; default 127.0.0.1:10263, "0" turns it off.
 	MetricsAddress string
+	// MetricsListener, when set, is served instead of MetricsAddress (tests).
+	MetricsListener net.Listener
 	// CertFile and KeyFile are the HTTPS serving pair (reloaded on change); empty: plain HTTP.
 	CertFile, KeyFile string
 	// CertPollInterval is how often the pair is re-read besides file events; default 10s.
@@ -165,21 +167,25 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	var mln net.Listener
+	if o.MetricsAddress != "0" {
+		if mln, err = metricsListener(o.MetricsAddress, o.MetricsListener); err != nil {
+			return err
+		}
+	}
 	ln := o.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", net.JoinHostPort(o.Host, strconv.Itoa(o.Port))); err != nil {
+			if mln != nil {
+				_ = mln.Close()
+			}
 			return fmt.Errorf("listening for the scheduler: %w", err)
 		}
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(ctx) })
 	g.Go(func() error { return srv.Run(ctx, ln) })
-	if o.MetricsAddress != "0" {
-		mln, err := metricsListener(o.MetricsAddress)
-		if err != nil {
-			_ = ln.Close()
-			return err
-		}
+	if mln != nil {
 		g.Go(func() error { return srv.RunMetrics(ctx, mln) })
 	}
 	return g.Wait()
@@ -263,9 +269,13 @@ func mergeSorted(a, b []string) []string {
 	return out
 }
 
-// metricsListener listens on addr over TLS with a self-signed certificate, so a scraper's
-// bearer token never crosses the network in clear (the filter checks it with the API server).
-func metricsListener(addr string) (net.Listener, error) {
+// metricsListener listens on addr (or serves ln when given) over TLS with a self-signed
+// certificate, so a scraper's bearer token never crosses the network in clear (the filter
+// checks it with the API server).
+func metricsListener(addr string, ln net.Listener) (net.Listener, error) {
+	if ln != nil {
+		addr = ln.Addr().String()
+	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-bind-address %q: %w", addr, err)
@@ -274,9 +284,10 @@ func metricsListener(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listening for metrics on %s: %w", addr, err)
+	if ln == nil {
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("listening for metrics on %s: %w", addr, err)
+		}
 	}
 	return tls.NewListener(ln, tlsCfg), nil
 }

@@ -2,10 +2,14 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -138,4 +142,26 @@ func (cp *ControlPlane) MetricsReaderToken(t testing.TB) (reader, nobody string)
 	nobody = cp.ServiceAccountToken(t, "monitoring", "nobody")
 	cp.bind(t, role.Name, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: "monitoring", Name: "prometheus"})
 	return cp.ServiceAccountToken(t, "monitoring", "prometheus"), nobody
+}
+
+// Scrape GETs url (a /metrics endpoint served over HTTPS with a self-signed certificate, as
+// internal/metricsauth serves it) with token as the bearer ("" for none), and returns the
+// status code and body; a request that fails returns code 0 and the error.
+func Scrape(t testing.TB, url, token string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

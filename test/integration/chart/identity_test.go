@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -143,19 +142,11 @@ func TestChartIdentities(t *testing.T) {
 	// /metrics is HTTPS for scrapers the API server authorizes: the extender's reviews of the
 	// reader's token run under its chart identity too.
 	reader, _ := cp.MetricsReaderToken(t)
-	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort), nil)
-	req.Header.Set("Authorization", "Bearer "+reader)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	code, metrics := controlplane.Scrape(t, fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort), reader)
+	if code != http.StatusOK {
+		t.Errorf("/metrics with a reader's token: %d %s", code, metrics)
 	}
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("/metrics with a reader's token: %s", resp.Status)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !regexp.MustCompile(`plexus_extender_request_duration_seconds_count\{verb="filter"\} [1-9]`).Match(metrics) {
+	if !regexp.MustCompile(`plexus_extender_request_duration_seconds_count\{verb="filter"\} [1-9]`).MatchString(metrics) {
 		t.Errorf("the scheduler bound the pod without calling the extender's filter:\n%s", metrics)
 	}
 

@@ -2,10 +2,8 @@ package deviceplugin_test
 
 import (
 	"context"
-	"crypto/tls"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -195,21 +193,7 @@ func TestProbesAndMetrics(t *testing.T) {
 	for name := range wantPools {
 		e.kubelet.WaitPlugin(t, name, 1, 10*time.Second)
 	}
-	get := func(url, token string) (int, string) {
-		t.Helper()
-		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatalf("GET %s: %v", url, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(url, token string) (int, string) { t.Helper(); return controlplane.Scrape(t, url, token) }
 	if code, _ := get("http://"+probeAddr+"/healthz", ""); code != 200 {
 		t.Errorf("/healthz = %d", code)
 	}

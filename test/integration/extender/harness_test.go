@@ -56,23 +56,7 @@ func start(t *testing.T, s stanza) *env {
 	scheme := controlplane.DefaultScheme()
 	utilruntime.Must(v1alpha1.AddToScheme(scheme))
 	cp := controlplane.Start(t, controlplane.Options{Scheme: scheme})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{RESTConfig: cp.Config, Listener: ln, MetricsAddress: "0"})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("extender: %v", err)
-		}
-	})
-	e := &env{cp: cp, c: cp.Client, url: "http://" + ln.Addr().String() + "/"}
-	e.waitReady(t)
+	e := runExtender(t, cp, app.Options{RESTConfig: cp.Config, MetricsAddress: "0"})
 
 	ext := app.Extender(app.StanzaOptions{URLPrefix: e.url, NodeCacheCapable: !s.wholeNodes, ManagedResources: s.managed})
 	for i := range ext.ManagedResources {
@@ -82,6 +66,29 @@ func start(t *testing.T, s stanza) *env {
 		Profiles:  []schedulerconfigv1.KubeSchedulerProfile{{SchedulerName: ptr.To(schedulerName)}},
 		Extenders: []schedulerconfigv1.Extender{ext},
 	})
+	return e
+}
+
+// runExtender runs the extender as the binary does (app.Run) in this process, serving plain
+// HTTP on a loopback port, until the test ends, and waits until it is ready.
+func runExtender(t *testing.T, cp *controlplane.ControlPlane, o app.Options) *env {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Listener = ln
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, o) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("extender: %v", err)
+		}
+	})
+	e := &env{cp: cp, c: cp.Client, url: "http://" + ln.Addr().String() + "/"}
+	e.waitReady(t)
 	return e
 }
 

@@ -1,15 +1,10 @@
 package extender
 
 import (
-	"context"
-	"crypto/tls"
-	"io"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-logr/logr"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -29,53 +24,21 @@ func TestMetricsAuthenticated(t *testing.T) {
 	cp := controlplane.Start(t, controlplane.Options{Scheme: scheme})
 	id := cp.NewIdentity(t, "plexus-extender", filepath.Join("testdata", "clusterrole.yaml"))
 	reader, nobody := cp.MetricsReaderToken(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	mln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	metricsAddr := mln.Addr().String()
-	mln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, app.Options{Kubeconfig: id.Kubeconfig, Listener: ln, MetricsAddress: metricsAddr})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("extender: %v", err)
-		}
-	})
-	e := &env{cp: cp, c: cp.Client, url: "http://" + ln.Addr().String() + "/"}
-	e.waitReady(t)
+	runExtender(t, cp, app.Options{Kubeconfig: id.Kubeconfig, MetricsListener: mln})
 
-	get := func(url, token string) (int, string) {
-		t.Helper()
-		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	if code, _ := get("http://"+metricsAddr+"/metrics", reader); code == http.StatusOK {
+	if code, _ := controlplane.Scrape(t, "http://"+metricsAddr+"/metrics", reader); code == 200 {
 		t.Error("/metrics answered over plain HTTP: the scraper's token would cross the network in clear")
 	}
 	for _, tc := range []struct {
 		who, token string
 		want       int
 	}{{"no token", "", 401}, {"no RBAC", nobody, 403}, {"metrics reader", reader, 200}} {
-		code, body := get("https://"+metricsAddr+"/metrics", tc.token)
+		code, body := controlplane.Scrape(t, "https://"+metricsAddr+"/metrics", tc.token)
 		if code != tc.want {
 			t.Errorf("/metrics as %s: %d, want %d: %s", tc.who, code, tc.want, body)
 		}
