@@ -162,8 +162,8 @@ func result(args *extenderv1.ExtenderArgs, names []string, objs []corev1.Node, f
 		r.FailedAndUnresolvableNodes = extenderv1.FailedNodesMap{}
 	}
 	if args.NodeNames != nil || objs == nil {
-		out := append([]string{}, fit...)
-		r.NodeNames = &out
+		// fit is this call's own (Filter's, or the call's names when every node fits).
+		r.NodeNames = &fit
 		return r
 	}
 	keep := make(map[string]bool, len(fit))
