@@ -116,8 +116,7 @@ func notReady(ctx context.Context, c *cluster.Cluster, comp component, err error
 func daemonReady(ctx context.Context, c *cluster.Cluster) error {
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		ds, err := c.Clientset.AppsV1().DaemonSets(PlexusNamespace).Get(ctx, "plexus-daemon", metav1.GetOptions{})
-		if err != nil || ds.Status.DesiredNumberScheduled != int32(len(c.Nodes)) || ds.Status.NumberReady != ds.Status.DesiredNumberScheduled || ds.Status.ObservedGeneration < ds.Generation {
+		if !daemonSetReady(ctx, c, "plexus-daemon") {
 			last = "pods not ready on every node"
 			return false, nil
 		}
@@ -133,6 +132,15 @@ func daemonReady(ctx context.Context, c *cluster.Cluster) error {
 		return fmt.Errorf("%s (kubectl -n %s logs ds/plexus-daemon): %w", last, PlexusNamespace, err)
 	}
 	return nil
+}
+
+// daemonSetReady says whether DaemonSet name of PlexusNamespace has a ready, up-to-date pod on
+// every node.
+func daemonSetReady(ctx context.Context, c *cluster.Cluster, name string) bool {
+	ds, err := c.Clientset.AppsV1().DaemonSets(PlexusNamespace).Get(ctx, name, metav1.GetOptions{})
+	return err == nil && ds.Status.ObservedGeneration >= ds.Generation &&
+		ds.Status.DesiredNumberScheduled == int32(len(c.Nodes)) && ds.Status.UpdatedNumberScheduled == ds.Status.DesiredNumberScheduled &&
+		ds.Status.NumberReady == ds.Status.DesiredNumberScheduled
 }
 
 // CNISocket is where plexus-daemon's CNI server listens on every node, for the plexus shim.
@@ -171,10 +179,15 @@ func cniReady(ctx context.Context, c *cluster.Cluster) error {
 	return nil
 }
 
-// devicePluginReady waits until every node advertises the emulated VFs.
+// devicePluginReady waits until the plugin's pods are ready on every node and every node
+// advertises the emulated VFs.
 func devicePluginReady(ctx context.Context, c *cluster.Cluster) error {
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if !daemonSetReady(ctx, c, "plexus-deviceplugin") {
+			last = "pods not ready on every node"
+			return false, nil
+		}
 		for _, n := range c.Nodes {
 			node, err := c.Clientset.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 			if err != nil {
