@@ -45,6 +45,11 @@ func (n *Node) Root() string { return filepath.Join(n.Dir, "root") }
 // HostPath is where the host sees the node's path p (one of the bind-mounted directories).
 func (n *Node) HostPath(p string) string { return filepath.Join(n.Root(), p) }
 
+// InstallFile copies the host file src to path on the node, with mode.
+func (n *Node) InstallFile(src, path string, mode os.FileMode) error {
+	return copyFile(src, n.HostPath(path), mode)
+}
+
 // containerdSocket is the node's containerd socket as the node sees it.
 const containerdSocket = "/run/containerd/containerd.sock"
 

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,33 +93,15 @@ func removeCNIBinaries(t *testing.T, s *suiteCluster) {
 	t.Cleanup(func() {
 		for _, bin := range cniBinaries {
 			for _, n := range s.Nodes {
-				dst := n.HostPath("/opt/cni/bin/" + bin)
-				if _, err := os.Stat(dst); err == nil {
+				if _, err := os.Stat(n.HostPath("/opt/cni/bin/" + bin)); err == nil {
 					continue
 				}
-				if err := copyFile(s.build.Binaries[bin], dst); err != nil {
+				if err := n.InstallFile(s.build.Binaries[bin], "/opt/cni/bin/"+bin, 0o755); err != nil {
 					t.Errorf("putting %s back on %s: %v", bin, n.Name, err)
 				}
 			}
 		}
 	})
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // cleanupChart leaves the suite's cluster as TestChart found it, whatever failed: no example,

@@ -1,6 +1,7 @@
 package cni
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,17 +36,7 @@ func TestDevicesFromPodResources(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A delegate that records the config it was given and reports an interface.
-	seen := t.TempDir()
-	pluginDir := t.TempDir()
-	script := fmt.Sprintf("#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then cat > %s/$CNI_IFNAME.json; "+
-		"echo '{\"cniVersion\":\"1.0.0\",\"interfaces\":[{\"name\":\"'$CNI_IFNAME'\",\"sandbox\":\"'$CNI_NETNS'\"}]}'; fi\nexit 0\n", seen)
-	if err := os.WriteFile(filepath.Join(pluginDir, "devcni"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	e.pluginDirs = append(e.pluginDirs, pluginDir)
-	e.createNAD(ctx, "dev-net", `{"cniVersion":"1.0.0","type":"devcni","capabilities":{"deviceID":true}}`,
-		map[string]string{network.ResourceNameAnnotation: resource})
+	seen := e.recordingDelegate(ctx, t, "$CNI_IFNAME", resource)
 	e.startDaemon("--pod-resources-socket", kubelet.PodResourcesSocket)
 	rt := e.runtime()
 	// kubelettest reports its devices for pod default/pod.
@@ -97,16 +88,7 @@ func TestDevicesFromDeviceInfoFilesWithoutPodResources(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	seen := t.TempDir()
-	pluginDir := t.TempDir()
-	script := fmt.Sprintf("#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then cat > %s/$CNI_CONTAINERID-$CNI_IFNAME.json; "+
-		"echo '{\"cniVersion\":\"1.0.0\",\"interfaces\":[{\"name\":\"'$CNI_IFNAME'\",\"sandbox\":\"'$CNI_NETNS'\"}]}'; fi\nexit 0\n", seen)
-	if err := os.WriteFile(filepath.Join(pluginDir, "devcni"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	e.pluginDirs = append(e.pluginDirs, pluginDir)
-	e.createNAD(ctx, "dev-net", `{"cniVersion":"1.0.0","type":"devcni","capabilities":{"deviceID":true}}`,
-		map[string]string{network.ResourceNameAnnotation: resource})
+	seen := e.recordingDelegate(ctx, t, "$CNI_CONTAINERID-$CNI_IFNAME", resource)
 	// The harness's --pod-resources-socket names a socket nobody listens on.
 	e.startDaemon()
 	rt := e.runtime()
@@ -168,4 +150,21 @@ func TestDevicesFromDeviceInfoFilesWithoutPodResources(t *testing.T) {
 			t.Errorf("DEL of %s: %v", sb.pod.Name, err)
 		}
 	}
+}
+
+// recordingDelegate installs a delegate, devcni, that writes the config it is given on ADD to
+// <dir>/<file>.json (file a shell word such as $CNI_IFNAME) and reports one interface, and
+// creates NAD dev-net using it for resource; it returns dir.
+func (e *env) recordingDelegate(ctx context.Context, t *testing.T, file, resource string) string {
+	t.Helper()
+	seen, pluginDir := t.TempDir(), t.TempDir()
+	script := fmt.Sprintf("#!/bin/sh\nif [ \"$CNI_COMMAND\" = ADD ]; then cat > %s/%s.json; "+
+		"echo '{\"cniVersion\":\"1.0.0\",\"interfaces\":[{\"name\":\"'$CNI_IFNAME'\",\"sandbox\":\"'$CNI_NETNS'\"}]}'; fi\nexit 0\n", seen, file)
+	if err := os.WriteFile(filepath.Join(pluginDir, "devcni"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.pluginDirs = append(e.pluginDirs, pluginDir)
+	e.createNAD(ctx, "dev-net", `{"cniVersion":"1.0.0","type":"devcni","capabilities":{"deviceID":true}}`,
+		map[string]string{network.ResourceNameAnnotation: resource})
+	return seen
 }
