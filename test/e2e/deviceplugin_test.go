@@ -11,9 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -22,6 +20,7 @@ import (
 	"github.com/plexus-project/plexus/deviceplugin/capacity"
 	"github.com/plexus-project/plexus/deviceplugin/devinfo"
 	"github.com/plexus-project/plexus/test/cluster"
+	"github.com/plexus-project/plexus/test/cluster/demo"
 )
 
 const sriovResource = "intel.com/sriov_netdevice"
@@ -42,17 +41,23 @@ func TestDevicePlugin(t *testing.T) {
 	// admitted on that stale count fails with UnexpectedAdmissionError before the new plugin
 	// registers. Start from a node status that no longer counts the old plugin's devices.
 	waitAllocatable(ctx, t, c, 0)
-	installDevicePlugin(ctx, t, c)
+	// The chart installs it (its DaemonSet, configuration and ServiceAccount with the chart's
+	// rules, nothing more); demo.Install returns once every node advertises the VFs.
+	start := time.Now()
 	t.Cleanup(func() {
 		if t.Failed() {
-			out, _ := kubectl(context.Background(), c, "-n", "kube-system", "logs", "ds/plexus-deviceplugin", "--tail=80")
+			out, _ := kubectl(context.Background(), c, "-n", demo.PlexusNamespace, "logs", "-l", "app.kubernetes.io/component=deviceplugin", "--prefix", "--tail=80")
 			t.Logf("device plugin log:\n%s", out)
 		}
-		uninstallDevicePlugin(t, c)
+		if err := demo.Uninstall(context.Background(), c, "plexus-deviceplugin"); err != nil {
+			t.Errorf("removing the device plugin: %v", err)
+		}
 	})
+	if err := demo.Install(ctx, c, "plexus-deviceplugin"); err != nil {
+		t.Fatal(err)
+	}
 
 	// Every node's allocatable shows the pool with all its VFs.
-	start := time.Now()
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		for _, n := range c.Nodes {
 			node, err := c.Clientset.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
@@ -69,7 +74,7 @@ func TestDevicePlugin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("allocatable %s never reached the emulated VF count on every node: %v", sriovResource, err)
 	}
-	t.Logf("every node's allocatable shows %s (%d VFs each) %s after the DaemonSet was created", sriovResource, len(c.Nodes[0].VFs), time.Since(start).Round(time.Millisecond))
+	t.Logf("every node's allocatable shows %s (%d VFs each) %s after helm installed the device plugin", sriovResource, len(c.Nodes[0].VFs), time.Since(start).Round(time.Millisecond))
 
 	// A pod limiting two VFs runs and sees their PCI addresses.
 	n := c.Nodes[0]
@@ -172,112 +177,6 @@ func TestDevicePlugin(t *testing.T) {
 	})
 	if err != nil {
 		t.Errorf("device-info files of %v still there after the pod was deleted: %v", got, err)
-	}
-}
-
-// installDevicePlugin creates the plugin's RBAC, configuration and DaemonSet (the shape the chart
-// will ship), pointing --sysfs-root at the nodes' emulated SR-IOV tree.
-func installDevicePlugin(ctx context.Context, t *testing.T, c *cluster.Cluster) {
-	t.Helper()
-	const ns, name = "kube-system", "plexus-deviceplugin"
-	cs := c.Clientset
-	objs := []func() error{
-		func() error {
-			_, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}, metav1.CreateOptions{})
-			return err
-		},
-		func() error {
-			_, err := cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name},
-				Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "patch"}}}}, metav1.CreateOptions{})
-			return err
-		},
-		func() error {
-			_, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name},
-				RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name},
-				Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}}}, metav1.CreateOptions{})
-			return err
-		},
-		func() error {
-			_, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-				Data: map[string]string{"config.json": `{"resourceList": [{"resourceName": "sriov_netdevice", "selectors": {"vendors": ["8086"], "devices": ["154c"], "drivers": ["iavf"]}}]}`}},
-				metav1.CreateOptions{})
-			return err
-		},
-		func() error {
-			_, err := cs.AppsV1().DaemonSets(ns).Create(ctx, devicePluginDaemonSet(ns, name), metav1.CreateOptions{})
-			return err
-		},
-	}
-	for _, create := range objs {
-		if err := create(); err != nil {
-			t.Fatalf("installing the device plugin: %v", err)
-		}
-	}
-}
-
-// uninstallDevicePlugin removes what installDevicePlugin created, so later tests of the suite
-// see a cluster without it.
-func uninstallDevicePlugin(t *testing.T, c *cluster.Cluster) {
-	ctx := context.Background()
-	const ns, name = "kube-system", "plexus-deviceplugin"
-	cs := c.Clientset
-	bg := metav1.DeletePropagationBackground
-	del := metav1.DeleteOptions{PropagationPolicy: &bg}
-	for what, err := range map[string]error{
-		"DaemonSet":          cs.AppsV1().DaemonSets(ns).Delete(ctx, name, del),
-		"ConfigMap":          cs.CoreV1().ConfigMaps(ns).Delete(ctx, name, del),
-		"ServiceAccount":     cs.CoreV1().ServiceAccounts(ns).Delete(ctx, name, del),
-		"ClusterRole":        cs.RbacV1().ClusterRoles().Delete(ctx, name, del),
-		"ClusterRoleBinding": cs.RbacV1().ClusterRoleBindings().Delete(ctx, name, del),
-	} {
-		if err != nil {
-			t.Errorf("removing the device plugin's %s: %v", what, err)
-		}
-	}
-}
-
-// devicePluginDaemonSet is the plugin's DaemonSet; it reaches the API server through the
-// kubernetes service, as in a real cluster.
-func devicePluginDaemonSet(ns, name string) *appsv1.DaemonSet {
-	hostPath := func(vol, path string, typ corev1.HostPathType) corev1.Volume {
-		return corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: &typ}}}
-	}
-	labels := map[string]string{"app": name}
-	return &appsv1.DaemonSet{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
-		Spec: appsv1.DaemonSetSpec{
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					ServiceAccountName: name, HostNetwork: true,
-					Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-					Containers: []corev1.Container{{
-						Name: "deviceplugin", Image: cluster.PlexusImageRef("plexus-deviceplugin"), ImagePullPolicy: corev1.PullNever,
-						Args: []string{"--config-file=/etc/pcidp/config.json", "--sysfs-root=" + cluster.FakeSysfsRoot,
-							"--release-interval=1s", "--release-grace=5s"},
-						Env: []corev1.EnvVar{
-							{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
-						},
-						SecurityContext: &corev1.SecurityContext{Privileged: ptr(true)},
-						VolumeMounts: []corev1.VolumeMount{
-							{Name: "device-plugins", MountPath: "/var/lib/kubelet/device-plugins"},
-							{Name: "pod-resources", MountPath: "/var/lib/kubelet/pod-resources"},
-							{Name: "sysfs", MountPath: cluster.FakeSysfsRoot, ReadOnly: true},
-							{Name: "devinfo", MountPath: "/var/run/k8s.cni.cncf.io/devinfo"},
-							{Name: "config", MountPath: "/etc/pcidp", ReadOnly: true},
-						},
-					}},
-					Volumes: []corev1.Volume{
-						hostPath("device-plugins", "/var/lib/kubelet/device-plugins", corev1.HostPathDirectory),
-						hostPath("pod-resources", "/var/lib/kubelet/pod-resources", corev1.HostPathDirectory),
-						hostPath("sysfs", cluster.FakeSysfsRoot, corev1.HostPathDirectory),
-						hostPath("devinfo", "/var/run/k8s.cni.cncf.io/devinfo", corev1.HostPathDirectoryOrCreate),
-						{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: name}}}},
-					},
-				},
-			},
-		},
 	}
 }
 
