@@ -35,22 +35,8 @@ import (
 //     once the daemon is back it starts with all its networks; a pod with no networks runs
 //     soon after the daemon is back.
 func TestCNI(t *testing.T) {
-	s := requireSuite(t)
-	for _, bin := range []string{"plexus", "plexus-daemon", "plexus-ipam", "plexus-sriov", "plexus-deviceplugin"} {
-		s.requireBinary(t, bin)
-	}
+	s, ctx, examples := withCNI(t)
 	c := s.Cluster
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
-	defer cancel()
-	root, err := repo.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	examples := filepath.Join(root, "docs", "examples")
-	installCNI(ctx, t, c)
-	t.Cleanup(func() {
-		_, _ = kubectl(context.Background(), c, "delete", "-f", examples, "--ignore-not-found", "--wait=true")
-	})
 
 	t.Run("examples", func(t *testing.T) { testExamplePods(ctx, t, c, examples) })
 	t.Run("bad master", func(t *testing.T) { testBadMaster(ctx, t, c) })
@@ -387,4 +373,28 @@ func podNames(pods []*corev1.Pod) []string {
 		out = append(out, p.Name)
 	}
 	return out
+}
+
+// withCNI is the set-up of the tests whose pods get their networks: the Plexus binaries built,
+// the CNI parts installed with the chart (device plugin, daemon, plugins), and the examples
+// under docs/examples deleted when the test ends. The context ends with the test, after 12
+// minutes at most.
+func withCNI(t *testing.T) (*suiteCluster, context.Context, string) {
+	t.Helper()
+	s := requireSuite(t)
+	for _, bin := range []string{"plexus", "plexus-daemon", "plexus-ipam", "plexus-sriov", "plexus-deviceplugin"} {
+		s.requireBinary(t, bin)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	t.Cleanup(cancel)
+	root, err := repo.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	examples := filepath.Join(root, "docs", "examples")
+	installCNI(ctx, t, s.Cluster)
+	t.Cleanup(func() {
+		_, _ = kubectl(context.Background(), s.Cluster, "delete", "-f", examples, "--ignore-not-found", "--wait=true")
+	})
+	return s, ctx, examples
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,7 +19,6 @@ import (
 	"github.com/plexus-project/plexus/ipam/api/v1alpha1"
 	"github.com/plexus-project/plexus/test/cluster"
 	"github.com/plexus-project/plexus/test/cluster/demo"
-	"github.com/plexus-project/plexus/test/repo"
 )
 
 // upfNetworks are the networks of the example UPF pods, as net1, net2, net3.
@@ -40,22 +38,7 @@ var upfVFSettings = map[string]pf.Settings{
 // every VF to its node under its name and MAC with its PF settings as before, and every
 // address to its pool.
 func TestUPF(t *testing.T) {
-	s := requireSuite(t)
-	for _, bin := range []string{"plexus", "plexus-daemon", "plexus-ipam", "plexus-sriov", "plexus-deviceplugin"} {
-		s.requireBinary(t, bin)
-	}
-	c := s.Cluster
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
-	defer cancel()
-	root, err := repo.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	examples := filepath.Join(root, "docs", "examples")
-	installCNI(ctx, t, c)
-	t.Cleanup(func() {
-		_, _ = kubectl(context.Background(), c, "delete", "-f", examples, "--ignore-not-found", "--wait=true")
-	})
+	s, ctx, examples := withCNI(t)
 	for round := 1; round <= 2; round++ {
 		t.Run(fmt.Sprintf("round %d", round), func(t *testing.T) { upfRound(ctx, t, s, examples) })
 	}
