@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -194,5 +195,35 @@ func TestBind(t *testing.T) {
 	_ = json.NewDecoder(post(t, h, "/bind", extenderv1.ExtenderBindingArgs{PodName: "p", PodNamespace: "default", PodUID: "u1", Node: "a"}).Body).Decode(&res)
 	if !strings.Contains(res.Error, `binding pod default/p to node a: pods "p" not found`) {
 		t.Fatalf("failed bind: %+v", res)
+	}
+}
+
+// An answer over net/http's 4 KiB buffer goes out with its length, not chunked: kube-scheduler's
+// client stops reading at the end of the JSON value and drops a chunked answer's connection.
+func TestAnswersCarryLength(t *testing.T) {
+	s, err := New(Options{Decider: cluster()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	names := make([]string, 1000)
+	for i := range names {
+		names[i] = fmt.Sprintf("node-with-a-long-name-%d", i)
+	}
+	for _, path := range []string{"/filter", "/prioritize"} {
+		b, _ := json.Marshal(extenderv1.ExtenderArgs{Pod: pod(), NodeNames: &names})
+		resp, err := http.Post(srv.URL+path, "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if path == "/filter" && len(body) <= 4096 {
+			t.Fatalf("%s: a %d-byte answer does not test the 4 KiB buffer", path, len(body))
+		}
+		if len(resp.TransferEncoding) > 0 || resp.ContentLength != int64(len(body)) {
+			t.Errorf("%s: %d bytes sent with Content-Length %d, transfer encoding %v", path, len(body), resp.ContentLength, resp.TransferEncoding)
+		}
 	}
 }
