@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -263,7 +264,9 @@ func (s *Server) bind(w http.ResponseWriter, r *http.Request) {
 func (s *Server) decode(w http.ResponseWriter, r *http.Request) (*extenderv1.ExtenderArgs, error) {
 	buf := s.buffer()
 	defer s.release(buf)
-	b, err := readAll(http.MaxBytesReader(w, r.Body, s.opts.MaxRequestBytes), *buf)
+	body := bytes.NewBuffer(*buf)
+	_, err := body.ReadFrom(http.MaxBytesReader(w, r.Body, s.opts.MaxRequestBytes))
+	b := body.Bytes()
 	*buf = b
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -278,23 +281,6 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request) (*extenderv1.Ext
 		return nil, fmt.Errorf("decoding the extender request: %w", err)
 	}
 	return wire.args(), nil
-}
-
-// readAll appends what r holds to b.
-func readAll(r io.Reader, b []byte) ([]byte, error) {
-	for {
-		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)]
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
