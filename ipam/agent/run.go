@@ -35,6 +35,10 @@ type Options struct {
 	// (config.NodeConfig: its node name and lock_dir) at start, so the plugin knows the node
 	// even in direct mode. Usually config.NodeConfigPath on a hostPath mount; empty: none.
 	NodeConfigFile string
+	// Holds, FlushAfter and ReturnIdle set the write-behind (allocator.Options); Holds 0 turns
+	// it off: every address is written before ADD returns.
+	Holds                  int
+	FlushAfter, ReturnIdle time.Duration
 }
 
 // AddFlags registers the options on fs.
@@ -44,6 +48,9 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "kubeconfig of the agent (default: in-cluster)")
 	fs.DurationVar(&o.RequestTimeout, "api-request-timeout", 10*time.Second, "bound of one request to the API server")
 	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8091", `address of /healthz and /readyz ("0": none)`)
+	fs.IntVar(&o.Holds, "ipam-holds", 16, "free addresses of a pool each IP block written sets aside for this node's next pods, handed out with a node-local journal record instead of an API write (0: every address is written before ADD returns)")
+	fs.DurationVar(&o.FlushAfter, "ipam-flush-after", 3*time.Second, "how long journaled allocations and releases wait before their IP block is written")
+	fs.DurationVar(&o.ReturnIdle, "ipam-hold-idle", 2*time.Second, "how long a network unused on this node keeps its set-aside addresses before they are written back free")
 	fs.StringVar(&o.NodeConfigFile, "ipam-node-config", o.NodeConfigFile, "write the node's name and --ipam-dir there for plexus-ipam (its node configuration, usually "+config.NodeConfigPath+"; default: none)")
 }
 
@@ -96,7 +103,8 @@ func Run(ctx context.Context, o Options) error {
 		}
 		defer stop()
 	}
-	return NewServer(o.NodeName, store, allocator.FileLocker{Dir: o.Dir}).Serve(ctx, ln)
+	return NewServerFor(store, allocator.FileLocker{Dir: o.Dir}, allocator.Options{Node: o.NodeName,
+		Journal: allocator.FileJournal{Dir: o.Dir}, Holds: o.Holds, FlushAfter: o.FlushAfter, ReturnIdle: o.ReturnIdle}).Serve(ctx, ln)
 }
 
 // serveProbes answers /healthz (the process runs) and /readyz (its socket in dir accepts a

@@ -35,8 +35,15 @@ type Server struct {
 // (allocator.FileLocker on its lock_dir), so the agent's rounds and plugins in direct mode take
 // turns instead of racing.
 func NewServer(node string, store allocator.Store, locker allocator.Locker) *Server {
-	return &Server{node: node, IdleTimeout: defaultIdleTimeout,
-		alloc: allocator.New(store, locker, allocator.Options{Node: node, Cache: &allocator.MemoryCache{}})}
+	return NewServerFor(store, locker, allocator.Options{Node: node})
+}
+
+// NewServerFor is NewServer with the allocator's options (opts.Node is the node; the cache is
+// the agent's memory). With opts.Journal and opts.Holds the agent writes behind: see
+// allocator's writebehind.go.
+func NewServerFor(store allocator.Store, locker allocator.Locker, opts allocator.Options) *Server {
+	opts.Cache = &allocator.MemoryCache{}
+	return &Server{node: opts.Node, IdleTimeout: defaultIdleTimeout, alloc: allocator.New(store, locker, opts)}
 }
 
 // defaultIdleTimeout bounds how long a connection is kept waiting for its plugin.
@@ -84,6 +91,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	})
 	defer stop()
+	// A predecessor's journaled changes are written first; this agent's own when it stops.
+	go s.flush(logr.NewContext(context.WithoutCancel(ctx), log), "written the journal left by an earlier agent")
+	defer s.flush(logr.NewContext(context.WithoutCancel(ctx), log), "written the journal before stopping")
 	log.Info("IPAM agent serving", "socket", ln.Addr().String(), "node", s.node)
 	for {
 		conn, err := ln.Accept()
@@ -105,6 +115,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			mu.Unlock()
 		}()
 	}
+}
+
+// flushTimeout bounds the writing of the journal when the agent starts and stops.
+const flushTimeout = 10 * time.Second
+
+// flush writes what the node's journal holds; a failure is logged (the next round writes it).
+func (s *Server) flush(ctx context.Context, what string) {
+	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	defer cancel()
+	if err := s.alloc.Flush(ctx); err != nil {
+		logr.FromContextOrDiscard(ctx).Error(err, "the node's IPAM journal is not written yet; the next round or plugin on this node will")
+		return
+	}
+	logr.FromContextOrDiscard(ctx).V(1).Info(what)
 }
 
 // serveConn answers the requests of one connection until the plugin closes it, sends garbage,

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +49,9 @@ func (e *TakenError) Error() string {
 	holder := fmt.Sprintf("container %s, interface %s", e.Holder.ContainerID, e.Holder.IfName)
 	if e.Holder.ReservedUntil != nil {
 		holder = "a sticky reservation until " + e.Holder.ReservedUntil.UTC().Format(time.RFC3339)
+	}
+	if e.Holder.HeldUntil != nil {
+		holder = "node " + e.Holder.Node + "'s IPAM agent, which set it aside for its next pods until " + e.Holder.HeldUntil.UTC().Format(time.RFC3339)
 	}
 	if e.Holder.PodName != "" {
 		holder = fmt.Sprintf("pod %s/%s (%s)", e.Holder.PodNamespace, e.Holder.PodName, holder)
@@ -94,6 +100,17 @@ type Options struct {
 	// conditional write instead of a list and a write. A stale cache costs a retry, never a
 	// wrong answer: every write carries the resourceVersion it was based on.
 	Cache Cache
+	// Journal, when set, is the node-local record of changes to this node's blocks not yet
+	// written (see writebehind.go); whoever takes the node lock writes what it holds.
+	Journal Journal
+	// Holds, when > 0 (the node agent; requires Journal), is how many addresses of a pool each
+	// block this allocator writes sets aside for the node, to be handed out later with a journal
+	// record instead of an API write.
+	Holds int
+	// FlushAfter is how long journaled changes wait to be written (default 3s); HoldFor how long
+	// a hold lasts (default 10m: it is handed out only in its first half, and the reconciler frees
+	// it when it ends); ReturnIdle how long holds a node does not use stay (default 2s).
+	FlushAfter, HoldFor, ReturnIdle time.Duration
 }
 
 // Allocator hands out and releases addresses for one node. It is safe for concurrent use:
@@ -105,7 +122,12 @@ type Allocator struct {
 
 	mu     sync.Mutex
 	groups map[string]*group // pending allocations by node lock key
-	pools  sync.Map          // names of the IPPools this allocator created or found existing
+	// flushes marks the keys with a flush scheduled; idle holds the timers returning holds.
+	flushes map[string]bool
+	idle    map[string]*time.Timer
+	tight   map[string]time.Time // pools found with no free address, when
+	stamps  map[string]string    // the journal version this allocator wrote last, by key
+	pools   sync.Map             // names of the IPPools this allocator created or found existing
 }
 
 // New returns an Allocator writing through store and serialising this node's writers by locker.
@@ -116,7 +138,20 @@ func New(store Store, locker Locker, opts Options) *Allocator {
 	if opts.MaxAttempts == 0 {
 		opts.MaxAttempts = 64
 	}
-	return &Allocator{store: store, locker: locker, opts: opts, groups: map[string]*group{}}
+	if opts.Journal == nil {
+		opts.Holds = 0
+	}
+	if opts.FlushAfter == 0 {
+		opts.FlushAfter = defaultFlushAfter
+	}
+	if opts.HoldFor == 0 {
+		opts.HoldFor = defaultHoldFor
+	}
+	if opts.ReturnIdle == 0 {
+		opts.ReturnIdle = defaultReturnIdle
+	}
+	return &Allocator{store: store, locker: locker, opts: opts, groups: map[string]*group{},
+		flushes: map[string]bool{}, idle: map[string]*time.Timer{}, tight: map[string]time.Time{}, stamps: map[string]string{}}
 }
 
 // Allocate returns the address of owner in pool: the one it already holds (ADD is idempotent per
@@ -178,9 +213,12 @@ func (a *Allocator) retry(ctx context.Context, fn func(*attempt) error) error {
 			continue
 		}
 		at.fresh, at.all, at.lost = true, nil, nil
+		var held *heldElsewhereError
 		switch {
 		case err == nil:
 			return nil
+		case errors.As(err, &held):
+			return err
 		case errors.As(err, &lost), errors.Is(err, errStale), errors.Is(err, errRetry):
 			at.afterRace = at.afterRace || !errors.Is(err, errStale)
 			races++
@@ -282,8 +320,43 @@ func (a *Allocator) tryAllocate(ctx context.Context, pool Pool, owner Owner, req
 	if reused {
 		return netip.Addr{}, errStale // only a fresh listing can tell the pool is full
 	}
-	return netip.Addr{}, &ExhaustedError{Pool: pool.Name, Size: pool.Range.Size().String()}
+	return netip.Addr{}, a.exhausted(pool, all)
 }
+
+// exhausted is the error of a pool with no free address in blocks (every block of its network):
+// ExhaustedError, or, while other nodes hold addresses for their next pods, a wait for them (an
+// ErrUnavailable: the caller retries until its deadline, and those holds are used or come back
+// within ReturnIdle of their node going idle). It also stops this node from holding addresses of
+// the pool for a while.
+func (a *Allocator) exhausted(pool Pool, blocks []v1alpha1.IPBlock) error {
+	a.markTight(pool.Name)
+	nodes := map[string]int{}
+	for i := range blocks {
+		for key, al := range blocks[i].Spec.Allocations {
+			if addr, ok := usableKey(key, al); ok && al.HeldUntil != nil && al.Node != a.opts.Node && pool.Range.Contains(addr) {
+				nodes[al.Node]++
+			}
+		}
+	}
+	if len(nodes) == 0 {
+		return &ExhaustedError{Pool: pool.Name, Size: pool.Range.Size().String()}
+	}
+	names := slices.Sorted(maps.Keys(nodes))
+	held := 0
+	for _, n := range nodes {
+		held += n
+	}
+	return &heldElsewhereError{msg: fmt.Sprintf("IP pool %s has no free address now: %d are set aside by the IPAM agents of nodes %s for their next pods, and come back when those nodes go idle",
+		pool.Name, held, strings.Join(names, ", "))}
+}
+
+// heldElsewhereError says the only addresses left are other nodes' holds. It is an
+// ErrUnavailable (the caller waits and tries again), but a try does not wait for it where it
+// stands: the caller goes back to its node's queue, so the node's other calls go on meanwhile.
+type heldElsewhereError struct{ msg string }
+
+func (e *heldElsewhereError) Error() string { return e.msg + "; waiting: " + ErrUnavailable.Error() }
+func (e *heldElsewhereError) Unwrap() error { return ErrUnavailable }
 
 func (a *Allocator) allocateRequested(ctx context.Context, pool Pool, owner Owner, addr netip.Addr) error {
 	if !pool.Range.Contains(addr) {
@@ -303,6 +376,16 @@ func (a *Allocator) allocateRequested(ctx context.Context, pool Pool, owner Owne
 			return nil
 		case held.ReservedUntil != nil && held.PodNamespace == owner.PodNamespace && held.PodName == owner.PodName:
 			// The pod's own sticky reservation.
+		case held.HeldUntil != nil && held.Node == a.opts.Node:
+			// This node's hold, unless its journal already handed it out.
+			st, err := a.loadStaged(NetworkKey(pool.Network)+"."+a.opts.Node, pool.Network)
+			if err != nil {
+				return err
+			}
+			st.apply(ctx, []v1alpha1.IPBlock{*b}, false)
+			if now := b.Spec.Allocations[addr.String()]; now.HeldUntil == nil {
+				return &TakenError{Addr: addr, Holder: now}
+			}
 		default:
 			return &TakenError{Addr: addr, Holder: held}
 		}
@@ -326,6 +409,7 @@ func (a *Allocator) claim(ctx context.Context, pool Pool, cidr netip.Prefix, add
 		Spec: v1alpha1.IPBlockSpec{Network: pool.Network, CIDR: cidr.String(), Node: a.opts.Node,
 			Allocations: map[string]v1alpha1.Allocation{addr.String(): a.allocation(pool, owner)}},
 	}
+	a.addHolds(b, pool)
 	created, err := a.store.CreateBlock(ctx, b)
 	if errors.Is(err, ErrAlreadyExists) {
 		return &claimLostError{cidr: cidr}
@@ -401,7 +485,7 @@ func (a *Allocator) releaseIn(b *v1alpha1.IPBlock, owner Owner, stickyTTL time.D
 		if _, ok := usableKey(addr, al); !ok {
 			continue // reported by the reconciler; kept as it is
 		}
-		if al.ContainerID != owner.ContainerID || al.IfName != owner.IfName || al.ReservedUntil != nil {
+		if al.ContainerID != owner.ContainerID || al.IfName != owner.IfName || al.ReservedUntil != nil || al.HeldUntil != nil {
 			continue
 		}
 		changed = true
@@ -437,6 +521,12 @@ func (a *Allocator) Find(ctx context.Context, pool Pool, owner Owner) (netip.Add
 		if err != nil {
 			return netip.Addr{}, false, fmt.Errorf("listing the IP blocks of network %q: %w", pool.Network, err)
 		}
+		// What this node's journal holds and has not written yet counts.
+		st, err := a.loadStaged(netKey+"."+a.opts.Node, pool.Network)
+		if err != nil {
+			return netip.Addr{}, false, err
+		}
+		st.apply(ctx, blocks, false)
 		if addr, ok := findOwner(blocks, pool, owner); ok {
 			return addr, true, nil
 		}

@@ -15,7 +15,7 @@ func holds(blocks []v1alpha1.IPBlock, o Owner) bool {
 			if _, bad := al.Malformed(); bad {
 				continue
 			}
-			if al.ContainerID == o.ContainerID && al.IfName == o.IfName && al.ReservedUntil == nil {
+			if al.ContainerID == o.ContainerID && al.IfName == o.IfName && al.ReservedUntil == nil && al.HeldUntil == nil {
 				return true
 			}
 		}
@@ -26,7 +26,7 @@ func holds(blocks []v1alpha1.IPBlock, o Owner) bool {
 func findOwner(blocks []v1alpha1.IPBlock, pool Pool, o Owner) (netip.Addr, bool) {
 	for i := range blocks {
 		for addr, al := range blocks[i].Spec.Allocations {
-			if al.Pool == pool.Name && al.ContainerID == o.ContainerID && al.IfName == o.IfName && al.ReservedUntil == nil {
+			if al.Pool == pool.Name && al.ContainerID == o.ContainerID && al.IfName == o.IfName && al.ReservedUntil == nil && al.HeldUntil == nil {
 				if a, ok := usableKey(addr, al); ok {
 					return a, true
 				}

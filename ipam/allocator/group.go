@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"runtime/debug"
@@ -33,7 +34,9 @@ type pending struct {
 	// release marks a release, with its stickyTTL.
 	release   bool
 	stickyTTL time.Duration
-	done      chan struct{}
+	// flush asks for the journaled changes to be written; giveBack also frees unused holds.
+	flush, giveBack bool
+	done            chan struct{}
 
 	mu       sync.Mutex
 	addr     netip.Addr
@@ -193,78 +196,197 @@ func pause(batch []*pending, d time.Duration) {
 // commitRound runs one round: releases found in this node's blocks are applied, then every
 // caller that fits in this node's blocks gets the lowest free address, all written with one
 // conditional write per block; releases elsewhere and callers that do not fit are served on
-// their own or in the next round. It returns the callers still waiting, and whether a race was
-// lost (the next round must read fresh data).
+// their own or in the next round. With write-behind (Options.Holds) callers are first given the
+// node's holds and releases are journaled, with no write (see writebehind.go). It returns the
+// callers still waiting, and whether a race was lost (the next round must read fresh data).
 func (a *Allocator) commitRound(ctx context.Context, netKey string, batch []*pending, fresh bool) (next []*pending, raced bool, err error) {
+	key := netKey + "." + a.opts.Node
 	own, err := a.ownBlocks(ctx, netKey, fresh)
 	if err != nil {
 		return batch, false, err
 	}
 	sortBlocks(own)
-	writes := map[int][]*pending{}
-	addrs := map[*pending]netip.Addr{}
-	var unplaced, elsewhere []*pending
+	st, err := a.loadStaged(key, batch[0].network)
+	if err != nil {
+		return batch, false, fmt.Errorf("node %s, network %q: %w", a.opts.Node, batch[0].network, err)
+	}
+	if st.foreign && !fresh {
+		// Another process on the node wrote blocks and forgot the changes it wrote: the cache
+		// may show as a hold what it handed out.
+		if own, err = a.ownBlocks(ctx, netKey, true); err != nil {
+			return batch, false, err
+		}
+		sortBlocks(own)
+		fresh = true
+	}
+	dirty := st.apply(ctx, own, fresh)
+	r := round{writes: map[int][]*pending{}, addrs: map[*pending]netip.Addr{}}
 	// Releases first: an address freed here may be handed out in the same write, never the
 	// other way round.
 	for _, p := range batch {
-		if !p.release {
-			continue
+		if p.release {
+			a.placeRelease(&r, st, own, p)
 		}
-		// A release is grouped when it touches one of this node's blocks (the usual DEL); one
-		// in a borrowed block, in two blocks (dual-stack) or not in the cache goes on its own.
-		touched, n := 0, 0
-		for i := range own {
-			if holds(own[i:i+1], p.owner) {
-				touched, n = i, n+1
-			}
-		}
-		if n != 1 {
-			elsewhere = append(elsewhere, p)
-			continue
-		}
-		a.releaseIn(&own[touched], p.owner, p.stickyTTL)
-		writes[touched] = append(writes[touched], p)
 	}
 	for _, p := range batch {
-		if p.release {
-			continue
+		switch {
+		case p.flush:
+			r.flushers = append(r.flushers, p)
+		case !p.release:
+			next, raced = a.placeAllocation(&r, st, own, p, fresh, next, raced)
 		}
-		if addr, ok := findOwner(own, p.pool, p.owner); ok {
-			if !fresh {
-				next, raced = append(next, p), true // confirm on fresh data before answering
-				continue
-			}
-			p.finish(addr, nil)
-			continue
-		}
-		i, addr, ok := firstFree(own, p.pool)
-		if !ok {
-			unplaced = append(unplaced, p)
-			continue
-		}
-		if own[i].Spec.Allocations == nil {
-			own[i].Spec.Allocations = map[string]v1alpha1.Allocation{}
-		}
-		own[i].Spec.Allocations[addr.String()] = a.allocation(p.pool, p.owner)
-		writes[i] = append(writes[i], p)
-		addrs[p] = addr
 	}
-	next2, raced2, unavailable := a.write(ctx, netKey, own, writes, addrs)
+	a.addWrites(&r, st, own, dirty, batch)
+	if err := a.commitStaged(key, st); err != nil {
+		return batch, false, fmt.Errorf("recording the IPAM changes of node %s in its journal: %w", a.opts.Node, err)
+	}
+	for _, p := range r.local {
+		p.finish(r.addrs[p], nil)
+	}
+	next2, raced2, written, unavailable := a.write(ctx, netKey, own, r.writes, r.addrs)
 	next, raced = append(next, next2...), raced || raced2
-	if len(elsewhere) > 0 && unavailable == nil {
-		p := elsewhere[0]
+	a.pruneStaged(ctx, key, st, written)
+	for _, p := range r.flushers {
+		if raced2 || unavailable != nil {
+			next = append(next, p)
+		} else {
+			p.finish(netip.Addr{}, nil)
+		}
+	}
+	if a.opts.Holds > 0 {
+		if len(st.changes) > 0 {
+			a.scheduleFlush(ctx, st.network)
+		}
+		if r.active {
+			a.touchHolds(ctx, st.network)
+		}
+	}
+	if len(r.elsewhere) > 0 && unavailable == nil {
+		p := r.elsewhere[0]
 		p.finish(netip.Addr{}, a.retry(p.ctx, func(at *attempt) error {
 			return a.tryRelease(p.ctx, p.network, p.owner, p.stickyTTL, at.fresh)
 		}))
-		next = append(next, elsewhere[1:]...)
+		next = append(next, r.elsewhere[1:]...)
 	} else {
-		next = append(next, elsewhere...)
+		next = append(next, r.elsewhere...)
 	}
-	if len(unplaced) > 0 && unavailable == nil {
-		rest, lostRace, err := a.placeElsewhere(ctx, netKey, unplaced)
+	if len(r.unplaced) > 0 && unavailable == nil {
+		rest, lostRace, err := a.placeElsewhere(ctx, netKey, r.unplaced)
 		return append(next, rest...), raced || lostRace, err
 	}
-	return append(next, unplaced...), raced, unavailable
+	return append(next, r.unplaced...), raced, unavailable
+}
+
+// round is what a round decided for its callers.
+type round struct {
+	writes map[int][]*pending // by index into the node's blocks: the callers a write answers
+	addrs  map[*pending]netip.Addr
+	// local are answered once the journal has their changes; flushers once the writes are done.
+	local, flushers     []*pending
+	unplaced, elsewhere []*pending
+	// active: the round handed out or took back addresses (the node's holds stay a while).
+	active bool
+}
+
+// placeRelease applies a release to this node's blocks: an allocation only journaled is undone
+// at once; one written is journaled (write-behind) or written in this round; a release touching
+// no block, or several, of this node goes on its own.
+func (a *Allocator) placeRelease(r *round, st *staged, own []v1alpha1.IPBlock, p *pending) {
+	r.active = true
+	reverted := st.revert(own, p.owner)
+	// A release is grouped when it touches one of this node's blocks (the usual DEL); one in a
+	// borrowed block, in two blocks (dual-stack) or not in the cache goes on its own.
+	touched, n := 0, 0
+	for i := range own {
+		if holds(own[i:i+1], p.owner) {
+			touched, n = i, n+1
+		}
+	}
+	switch {
+	case n == 0 && reverted > 0:
+		r.local = append(r.local, p)
+	case n != 1:
+		r.elsewhere = append(r.elsewhere, p)
+	case a.opts.Holds > 0:
+		before := maps.Clone(own[touched].Spec.Allocations)
+		a.releaseIn(&own[touched], p.owner, p.stickyTTL)
+		a.stageRelease(st, &own[touched], before)
+		r.local = append(r.local, p)
+	default:
+		a.releaseIn(&own[touched], p.owner, p.stickyTTL)
+		r.writes[touched] = append(r.writes[touched], p)
+	}
+}
+
+// placeAllocation gives p its address: the one it holds (confirmed on fresh data unless only
+// journaled), a hold of the node's, or the lowest free address of the node's blocks; or it
+// leaves p unplaced.
+func (a *Allocator) placeAllocation(r *round, st *staged, own []v1alpha1.IPBlock, p *pending, fresh bool, next []*pending, raced bool) ([]*pending, bool) {
+	if addr, ok := findOwner(own, p.pool, p.owner); ok {
+		if !fresh && !st.holdsChange(addr) {
+			return append(next, p), true // confirm on fresh data before answering
+		}
+		p.finish(addr, nil)
+		return next, raced
+	}
+	r.active = true
+	if a.opts.Holds > 0 {
+		if addr, ok := a.takeHold(st, own, p.pool, p.owner); ok {
+			r.addrs[p] = addr
+			r.local = append(r.local, p)
+			return next, raced
+		}
+	}
+	i, addr, ok := firstFree(own, p.pool)
+	if !ok {
+		r.unplaced = append(r.unplaced, p)
+		return next, raced
+	}
+	if own[i].Spec.Allocations == nil {
+		own[i].Spec.Allocations = map[string]v1alpha1.Allocation{}
+	}
+	own[i].Spec.Allocations[addr.String()] = a.allocation(p.pool, p.owner)
+	r.writes[i] = append(r.writes[i], p)
+	r.addrs[p] = addr
+	return next, raced
+}
+
+// addWrites completes the round's writes: holds in each block written for an allocation, the
+// journaled changes when they are due (a flush, or a process that does not write behind), and
+// the node's unused holds freed when asked to give them back.
+func (a *Allocator) addWrites(r *round, st *staged, own []v1alpha1.IPBlock, dirty map[int]bool, batch []*pending) {
+	for i, ps := range r.writes {
+		for _, p := range ps {
+			if p.release {
+				continue
+			}
+			if a.isTight(p.pool.Name) {
+				// The pool has no free address left elsewhere: what this node set aside goes
+				// back with this write.
+				a.dropHolds(st, &own[i])
+			} else {
+				a.addHolds(&own[i], p.pool)
+			}
+			break
+		}
+	}
+	flush := a.opts.Holds == 0 || len(r.flushers) > 0
+	for i := range dirty {
+		if _, ok := r.writes[i]; !ok && flush {
+			r.writes[i] = nil
+		}
+	}
+	for _, p := range batch {
+		if !p.giveBack {
+			continue
+		}
+		for i := range own {
+			if _, ok := r.writes[i]; a.dropHolds(st, &own[i]) && !ok {
+				r.writes[i] = nil
+			}
+		}
+		return
+	}
 }
 
 // placeElsewhere serves the callers that do not fit in this node's blocks. While the pool has
@@ -276,6 +398,7 @@ func (a *Allocator) placeElsewhere(ctx context.Context, netKey string, unplaced 
 	if err != nil {
 		return unplaced, false, fmt.Errorf("listing the IP blocks of network %q: %w", unplaced[0].pool.Network, err)
 	}
+	a.noteFill(unplaced[0].pool, all)
 	var claimers, borrowers []*pending
 	for _, p := range unplaced {
 		if len(unclaimed(p.pool, all, nil, 1)) > 0 {
@@ -284,13 +407,18 @@ func (a *Allocator) placeElsewhere(ctx context.Context, netKey string, unplaced 
 			borrowers = append(borrowers, p)
 		}
 	}
+	var waiting []*pending // only other nodes' holds are left: they wait for them
+	var wait error
 	if len(claimers) > 0 {
 		// The others wait for the next round, where the claimed block takes them.
-		a.claimFor(claimers[0], all)
+		var held *heldElsewhereError
+		if err := a.claimFor(claimers[0], all); errors.As(err, &held) {
+			waiting, wait = append(waiting, claimers[0]), err
+		}
 		next = claimers[1:]
 	}
 	if len(borrowers) == 0 {
-		return next, false, nil
+		return append(next, waiting...), false, wait
 	}
 	sortBlocks(all)
 	writes := map[int][]*pending{}
@@ -316,16 +444,26 @@ func (a *Allocator) placeElsewhere(ctx context.Context, netKey string, unplaced 
 			break
 		}
 		if !placed {
-			p.finish(netip.Addr{}, &ExhaustedError{Pool: p.pool.Name, Size: p.pool.Range.Size().String()})
+			err := a.exhausted(p.pool, all)
+			if !errors.Is(err, ErrUnavailable) {
+				p.finish(netip.Addr{}, err)
+				continue
+			}
+			p.setLastErr(err)
+			waiting, wait = append(waiting, p), err
 		}
 	}
-	rest, raced, err := a.write(ctx, netKey, all, writes, addrs)
-	return append(next, rest...), raced, err
+	rest, raced, _, err := a.write(ctx, netKey, all, writes, addrs)
+	if err == nil {
+		err = wait
+	}
+	return append(append(next, rest...), waiting...), raced, err
 }
 
 // claimFor allocates for p the way a lone ADD does (claiming a block), starting from the
-// blocks just listed.
-func (a *Allocator) claimFor(p *pending, listed []v1alpha1.IPBlock) {
+// blocks just listed. When only other nodes' holds are left p is not answered: it waits in the
+// queue for them (the error says so).
+func (a *Allocator) claimFor(p *pending, listed []v1alpha1.IPBlock) error {
 	all := make([]v1alpha1.IPBlock, len(listed))
 	for i := range listed {
 		listed[i].DeepCopyInto(&all[i])
@@ -339,13 +477,20 @@ func (a *Allocator) claimFor(p *pending, listed []v1alpha1.IPBlock) {
 		addr, err = a.tryAllocate(p.ctx, p.pool, p.owner, netip.Addr{}, at)
 		return err
 	})
+	var held *heldElsewhereError
+	if errors.As(err, &held) {
+		p.setLastErr(err)
+		return err
+	}
 	p.finish(addr, err)
+	return err
 }
 
 // write records the allocations of writes (by index into blocks) with one conditional write per
 // block and answers their callers. It returns the callers whose write lost a race or met an
-// unavailable API server.
-func (a *Allocator) write(ctx context.Context, netKey string, blocks []v1alpha1.IPBlock, writes map[int][]*pending, addrs map[*pending]netip.Addr) (next []*pending, raced bool, unavailable error) {
+// unavailable API server, and the names of the blocks written.
+func (a *Allocator) write(ctx context.Context, netKey string, blocks []v1alpha1.IPBlock, writes map[int][]*pending, addrs map[*pending]netip.Addr) (next []*pending, raced bool, written map[string]bool, unavailable error) {
+	written = map[string]bool{}
 	order := make([]int, 0, len(writes))
 	for i := range writes {
 		order = append(order, i)
@@ -367,6 +512,7 @@ func (a *Allocator) write(ctx context.Context, netKey string, blocks []v1alpha1.
 				p.finish(netip.Addr{}, fmt.Errorf("%s IP block %s: %w", what, blocks[i].Name, err))
 			}
 		default:
+			written[blocks[i].Name] = true
 			a.remember(ctx, netKey, updated)
 			// Before answering: a plugin process exits as soon as it has its answer.
 			a.giveBackIfEmpty(ctx, netKey, updated)
@@ -375,7 +521,7 @@ func (a *Allocator) write(ctx context.Context, netKey string, blocks []v1alpha1.
 			}
 		}
 	}
-	return next, raced, unavailable
+	return next, raced, written, unavailable
 }
 
 // firstFree is the lowest free address of pool in blocks (sorted), and its block's index.

@@ -36,6 +36,9 @@ type Host struct {
 	NewLocker func(dir string) allocator.Locker
 	// NewCache returns the node-local block cache of a directory (nil: no cache).
 	NewCache func(dir string) allocator.Cache
+	// NewJournal returns the node's IPAM journal in a directory (nil: none): in direct mode the
+	// plugin writes what a stopped agent journaled and did not write yet.
+	NewJournal func(dir string) allocator.Journal
 	// DialAgent connects to the node agent listening in a directory, allocating for node ("":
 	// the agent's); an error means there is none (nil: never use one).
 	DialAgent func(dir, node string) (Allocator, func(), error)
@@ -53,12 +56,13 @@ type Allocator interface {
 // DefaultHost is the real machine.
 func DefaultHost() Host {
 	return Host{
-		Getenv:    os.Getenv,
-		Hostname:  os.Hostname,
-		ReadFile:  os.ReadFile,
-		NewStore:  func(kc string, t time.Duration) (allocator.Store, error) { return apistore.FromKubeconfig(kc, t) },
-		NewLocker: func(dir string) allocator.Locker { return allocator.FileLocker{Dir: dir} },
-		NewCache:  func(dir string) allocator.Cache { return allocator.FileCache{Dir: dir} },
+		Getenv:     os.Getenv,
+		Hostname:   os.Hostname,
+		ReadFile:   os.ReadFile,
+		NewStore:   func(kc string, t time.Duration) (allocator.Store, error) { return apistore.FromKubeconfig(kc, t) },
+		NewLocker:  func(dir string) allocator.Locker { return allocator.FileLocker{Dir: dir} },
+		NewCache:   func(dir string) allocator.Cache { return allocator.FileCache{Dir: dir} },
+		NewJournal: func(dir string) allocator.Journal { return allocator.FileJournal{Dir: dir} },
 		DialAgent: func(dir, node string) (Allocator, func(), error) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
@@ -191,6 +195,9 @@ func (p *Plugin) setup(args *skel.CmdArgs) (*call, error) {
 	opts := allocator.Options{Node: node}
 	if p.host.NewCache != nil {
 		opts.Cache = p.host.NewCache(cfg.LockDir)
+	}
+	if p.host.NewJournal != nil {
+		opts.Journal = p.host.NewJournal(cfg.LockDir)
 	}
 	return &call{cfg: cfg, alloc: allocator.New(store, p.host.NewLocker(cfg.LockDir), opts), owner: owner,
 		log: log.WithValues("node", node), close: closeLog}, nil

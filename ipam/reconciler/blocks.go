@@ -133,6 +133,13 @@ func (r *BlockReconciler) report(ctx context.Context, b *v1alpha1.IPBlock, probl
 
 // holderGone decides whether an allocation's holder is gone; the reason is for the log.
 func (r *BlockReconciler) holderGone(ctx context.Context, al v1alpha1.Allocation, now time.Time) (bool, string, error) {
+	if al.HeldUntil != nil {
+		// A node agent's hold: handed out only in its first half, written within seconds.
+		if now.Before(al.HeldUntil.Time) {
+			return false, "", nil
+		}
+		return true, "the node's hold expired (its IPAM agent did not give it back)", nil
+	}
 	if al.PodName == "" {
 		return false, "", nil // no pod identity was given: nothing to compare with
 	}

@@ -71,6 +71,8 @@ func TestBlockReconciler(t *testing.T) {
 		{name: "sticky reservation not expired kept", alloc: reserved("a", later)},
 		{name: "sticky reservation expired, no pod: freed", alloc: reserved("a", earlier), freed: true},
 		{name: "sticky reservation expired, pod of that name exists: kept", alloc: reserved("a", earlier), live: []client.Object{pod("a", "u9")}},
+		{name: "node hold not expired kept", alloc: v1alpha1.Allocation{Pool: "p", Node: "n1", HeldUntil: &later}},
+		{name: "node hold expired: freed", alloc: v1alpha1.Allocation{Pool: "p", Node: "n1", HeldUntil: &earlier}, freed: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

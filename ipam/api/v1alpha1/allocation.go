@@ -11,7 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// String is the wire form of a: "pod=ns/name uid=… container=… if=… pool=… node=… reservedUntil=…",
+// String is the wire form of a: "pod=ns/name uid=… container=… if=… pool=… node=… reservedUntil=…
+// heldUntil=…",
 // empty values left out, each value escaped (EscapeValue) so that it holds no space. A malformed
 // entry (see Malformed) is its text as it was read.
 func (a Allocation) String() string {
@@ -40,6 +41,9 @@ func (a Allocation) String() string {
 	add("node", a.Node)
 	if a.ReservedUntil != nil {
 		add("reservedUntil", a.ReservedUntil.UTC().Format(time.RFC3339))
+	}
+	if a.HeldUntil != nil {
+		add("heldUntil", a.HeldUntil.UTC().Format(time.RFC3339))
 	}
 	return b.String()
 }
@@ -86,6 +90,13 @@ func ParseAllocation(s string) (Allocation, error) {
 			}
 			mt := metav1.NewTime(t)
 			a.ReservedUntil = &mt
+		case "heldUntil":
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return Allocation{}, fmt.Errorf("allocation %q: heldUntil: %w", s, err)
+			}
+			mt := metav1.NewTime(t)
+			a.HeldUntil = &mt
 		default:
 			// Kept as malformed rather than dropped on the next write of the block.
 			return Allocation{}, fmt.Errorf("allocation %q: unknown key %q", s, k)

@@ -15,6 +15,7 @@ func TestAllocationWireForm(t *testing.T) {
 		{Pool: "p", ContainerID: "c", IfName: "net1", PodNamespace: "ns", PodName: "web-0", PodUID: "u", Node: "n1"},
 		{Pool: "p", PodNamespace: "ns", PodName: "db-0", ReservedUntil: &until},
 		{Pool: "p", ContainerID: "c"},
+		{Pool: "p", Node: "n1", HeldUntil: &until},
 	} {
 		b, err := json.Marshal(a)
 		if err != nil {
@@ -24,7 +25,7 @@ func TestAllocationWireForm(t *testing.T) {
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Fatal(err)
 		}
-		if got.String() != a.String() || (a.ReservedUntil != nil) != (got.ReservedUntil != nil) {
+		if got.String() != a.String() || (a.ReservedUntil != nil) != (got.ReservedUntil != nil) || (a.HeldUntil != nil) != (got.HeldUntil != nil) {
 			t.Fatalf("round trip of %s gave %s", b, got.String())
 		}
 	}

@@ -130,6 +130,12 @@ type Allocation struct {
 	// namespace/name until then.
 	// +optional
 	ReservedUntil *metav1.Time `json:"reservedUntil,omitempty"`
+	// HeldUntil marks a node hold: an address the node's IPAM agent set aside, with Node and Pool
+	// and no holder, to hand out later from its node-local journal without an API write. Nobody
+	// else takes it; the agent hands it out only well before HeldUntil and writes what it handed
+	// out within seconds; the reconciler frees it once HeldUntil has passed.
+	// +optional
+	HeldUntil *metav1.Time `json:"heldUntil,omitempty"`
 
 	// malformed is the wire text of an entry that did not parse, kept verbatim (see Malformed);
 	// problem says why.

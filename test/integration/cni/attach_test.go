@@ -79,7 +79,7 @@ func TestPodGetsDefaultAndSecondaryNetworks(t *testing.T) {
 			t.Errorf("network-status[%d] = %s, want name %s interface %s mac %s ips [%s] default %v", i, mustJSON(s), w.name, w.iface, macs[w.iface], addrs[w.iface], i == 0)
 		}
 	}
-	if got := e.allocatedTo(ctx, sb.id); len(got) != 1 || !strings.HasSuffix(got[0], "@net1") || !strings.HasPrefix(got[0], addrs["net1"]+"@") {
+	if got := e.allocatedTo(ctx, sb.id, 1); len(got) != 1 || !strings.HasSuffix(got[0], "@net1") || !strings.HasPrefix(got[0], addrs["net1"]+"@") {
 		t.Errorf("plexus-ipam allocations of the container = %v, want %s@net1", got, addrs["net1"])
 	}
 
@@ -104,7 +104,7 @@ func TestPodGetsDefaultAndSecondaryNetworks(t *testing.T) {
 	if err := rt.del(ctx, sb); err != nil {
 		t.Fatalf("DEL: %v", err)
 	}
-	if got := e.allocatedTo(ctx, sb.id); len(got) != 0 {
+	if got := e.allocatedTo(ctx, sb.id, 0); len(got) != 0 {
 		t.Errorf("after DEL plexus-ipam still holds %v", got)
 	}
 	if got := e.hostLocalFiles(sb.id); len(got) != 0 {
@@ -185,7 +185,7 @@ func TestFailingDelegateLeavesNothing(t *testing.T) {
 			t.Errorf("after the failed ADD the pod has %s", ifName)
 		}
 	}
-	if got := e.allocatedTo(ctx, sb.id); len(got) != 0 {
+	if got := e.allocatedTo(ctx, sb.id, 0); len(got) != 0 {
 		t.Errorf("after the failed ADD plexus-ipam holds %v for the container (the rollback must return it)", got)
 	}
 	if got := e.hostLocalFiles(sb.id); len(got) != 0 {

@@ -27,7 +27,7 @@ func addTwoNetworks(ctx context.Context, t *testing.T, e *env, rt *cniRuntime, n
 	if _, err := rt.add(ctx, sb); err != nil {
 		t.Fatalf("ADD: %v", err)
 	}
-	if got := e.allocatedTo(ctx, sb.id); len(got) != 1 {
+	if got := e.allocatedTo(ctx, sb.id, 1); len(got) != 1 {
 		t.Fatalf("plexus-ipam allocations = %v, want one", got)
 	}
 	if got := e.hostLocalFiles(sb.id); len(got) != 2 {
@@ -62,7 +62,7 @@ func TestDelAfterNADDeletedAndNetnsGone(t *testing.T) {
 		if err := rt.del(ctx, sb); err != nil {
 			t.Fatalf("DEL after the NADs were deleted: %v", err)
 		}
-		if got := e.allocatedTo(ctx, sb.id); len(got) != 0 {
+		if got := e.allocatedTo(ctx, sb.id, 0); len(got) != 0 {
 			t.Errorf("plexus-ipam still holds %v", got)
 		}
 		if got := e.hostLocalFiles(sb.id); len(got) != 0 {
@@ -84,7 +84,7 @@ func TestDelAfterNADDeletedAndNetnsGone(t *testing.T) {
 		if err := rt.del(ctx, sb); err != nil {
 			t.Fatalf("DEL with the netns gone: %v", err)
 		}
-		if got := e.allocatedTo(ctx, sb.id); len(got) != 0 {
+		if got := e.allocatedTo(ctx, sb.id, 0); len(got) != 0 {
 			t.Errorf("plexus-ipam still holds %v", got)
 		}
 		if got := e.hostLocalFiles(sb.id); len(got) != 0 {
@@ -103,7 +103,7 @@ func TestDelAfterNADDeletedAndNetnsGone(t *testing.T) {
 		if err := rt.del(ctx, sb); err != nil {
 			t.Fatalf("DEL with the pod deleted: %v", err)
 		}
-		if got := e.allocatedTo(ctx, sb.id); len(got) != 0 {
+		if got := e.allocatedTo(ctx, sb.id, 0); len(got) != 0 {
 			t.Errorf("plexus-ipam still holds %v", got)
 		}
 	})
@@ -219,7 +219,7 @@ func TestDaemonDownFailsClosed(t *testing.T) {
 	if err := rt.del(ctx, sb); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.allocatedTo(ctx, sb.id); len(got) != 0 {
+	if got := e.allocatedTo(ctx, sb.id, 0); len(got) != 0 {
 		t.Errorf("after DEL across a daemon restart plexus-ipam still holds %v", got)
 	}
 }
@@ -238,7 +238,7 @@ func TestGCRemovesWhatTheRuntimeNoLongerHas(t *testing.T) {
 	if err := gc.GCNetworkList(ctx, rt.list, &libcni.GCArgs{ValidAttachments: []types.GCAttachment{{ContainerID: keep.id, IfName: "eth0"}}}); err != nil {
 		t.Fatalf("GC: %v", err)
 	}
-	if got := e.allocatedTo(ctx, stale.id); len(got) != 0 {
+	if got := e.allocatedTo(ctx, stale.id, 0); len(got) != 0 {
 		t.Errorf("after GC plexus-ipam still holds %v for the stale container", got)
 	}
 	if got := e.hostLocalFiles(stale.id); len(got) != 0 {
@@ -247,7 +247,7 @@ func TestGCRemovesWhatTheRuntimeNoLongerHas(t *testing.T) {
 	if _, _, ok := ifaceAddrs(t, stale, "net1"); ok {
 		t.Error("after GC the stale pod still has net1")
 	}
-	if got := e.allocatedTo(ctx, keep.id); len(got) != 1 {
+	if got := e.allocatedTo(ctx, keep.id, 1); len(got) != 1 {
 		t.Errorf("GC took the valid container's address: it holds %v", got)
 	}
 	if err := rt.check(ctx, keep); err != nil {

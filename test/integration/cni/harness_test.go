@@ -427,23 +427,35 @@ func (e *env) waitEvent(ctx context.Context, sb *sandbox, want ...string) (strin
 	return strings.Join(seen, "\n"), false
 }
 
-// allocatedTo lists the plexus-ipam addresses allocated to a container.
-func (e *env) allocatedTo(ctx context.Context, containerID string) []string {
+// allocatedTo lists the plexus-ipam addresses allocated to a container once they number want,
+// or what they are after writeBehindSettle: the daemon's IPAM agent journals allocations and
+// releases on the node and writes them to their IPBlocks within --ipam-flush-after (3 s).
+func (e *env) allocatedTo(ctx context.Context, containerID string, want int) []string {
 	e.t.Helper()
-	var list v1alpha1.IPBlockList
-	if err := e.cp.Client.List(ctx, &list); err != nil {
-		e.t.Fatal(err)
-	}
-	var out []string
-	for _, b := range list.Items {
-		for addr, a := range b.Spec.Allocations {
-			if a.ContainerID == containerID {
-				out = append(out, addr+"@"+a.IfName)
+	deadline := time.Now().Add(writeBehindSettle)
+	for {
+		var list v1alpha1.IPBlockList
+		if err := e.cp.Client.List(ctx, &list); err != nil {
+			e.t.Fatal(err)
+		}
+		var out []string
+		for _, b := range list.Items {
+			for addr, a := range b.Spec.Allocations {
+				if a.ContainerID == containerID {
+					out = append(out, addr+"@"+a.IfName)
+				}
 			}
 		}
+		if len(out) == want || time.Now().After(deadline) {
+			return out
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return out
 }
+
+// writeBehindSettle bounds how long the IPAM agent's journaled changes take to reach the blocks
+// (--ipam-flush-after, 3 s, with room for a busy machine).
+const writeBehindSettle = 15 * time.Second
 
 // hostLocalFiles lists the host-local reservations held by a container.
 func (e *env) hostLocalFiles(containerID string) []string {

@@ -73,6 +73,10 @@ type env struct {
 // mode is how the plugin runs: on its own (direct) or through node agents.
 type mode string
 
+// writeBehindSettle bounds how long an agent's journaled changes and unused holds take to reach
+// the blocks: --ipam-flush-after (3 s) and --ipam-hold-idle (2 s), with room for a busy machine.
+const writeBehindSettle = 15 * time.Second
+
 const (
 	direct    mode = "direct"
 	withAgent mode = "agent"
