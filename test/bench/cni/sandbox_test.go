@@ -377,6 +377,29 @@ func (s *sandbox) waitAuditQuiet(ctx context.Context, quiet, limit time.Duration
 	return nil
 }
 
+// waitDaemonQuiet waits until the daemon has made no request logged after offset for quiet (at
+// most limit): what it writes after the pods run (the IPAM agent's journaled changes, written
+// --ipam-flush-after later; its holds given back when idle) is then counted with the burst that
+// caused it.
+func (s *sandbox) waitDaemonQuiet(ctx context.Context, offset int64, quiet, limit time.Duration) error {
+	last, since, deadline := -1, time.Now(), time.Now().Add(limit)
+	for time.Since(since) < quiet && time.Now().Before(deadline) {
+		reqs, err := s.daemonRequests(offset)
+		if err != nil {
+			return err
+		}
+		if len(reqs) != last {
+			last, since = len(reqs), time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // cniRequests are the requests of the daemon's CNI server: everything but the IPAM agent's
 // (which shares the daemon's identity and writes ipam.plexus.io blocks).
 func cniRequests(events []cluster.AuditEvent) int {
