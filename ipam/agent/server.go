@@ -92,8 +92,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	defer stop()
 	// A predecessor's journaled changes are written first; this agent's own when it stops.
-	go s.flush(logr.NewContext(context.WithoutCancel(ctx), log), "written the journal left by an earlier agent")
-	defer s.flush(logr.NewContext(context.WithoutCancel(ctx), log), "written the journal before stopping")
+	go s.flush(logr.NewContext(context.WithoutCancel(ctx), log), s.alloc.Flush, "written the journal left by an earlier agent")
+	defer s.flush(logr.NewContext(context.WithoutCancel(ctx), log), s.alloc.Close, "written the journal and given back the addresses set aside before stopping")
 	log.Info("IPAM agent serving", "socket", ln.Addr().String(), "node", s.node)
 	for {
 		conn, err := ln.Accept()
@@ -120,11 +120,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // flushTimeout bounds the writing of the journal when the agent starts and stops.
 const flushTimeout = 10 * time.Second
 
-// flush writes what the node's journal holds; a failure is logged (the next round writes it).
-func (s *Server) flush(ctx context.Context, what string) {
+// flush runs write (the allocator's Flush or Close); a failure is logged (the next round on the
+// node writes the journal; holds left expire).
+func (s *Server) flush(ctx context.Context, write func(context.Context) error, what string) {
 	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
 	defer cancel()
-	if err := s.alloc.Flush(ctx); err != nil {
+	if err := write(ctx); err != nil {
 		logr.FromContextOrDiscard(ctx).Error(err, "the node's IPAM journal is not written yet; the next round or plugin on this node will")
 		return
 	}

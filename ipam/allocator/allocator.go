@@ -127,6 +127,7 @@ type Allocator struct {
 	idle    map[string]*time.Timer
 	tight   map[string]time.Time // pools found with no free address, when
 	stamps  map[string]string    // the journal version this allocator wrote last, by key
+	used    map[string]string    // networks it set addresses aside in, by key
 	pools   sync.Map             // names of the IPPools this allocator created or found existing
 }
 
@@ -151,7 +152,7 @@ func New(store Store, locker Locker, opts Options) *Allocator {
 		opts.ReturnIdle = defaultReturnIdle
 	}
 	return &Allocator{store: store, locker: locker, opts: opts, groups: map[string]*group{},
-		flushes: map[string]bool{}, idle: map[string]*time.Timer{}, tight: map[string]time.Time{}, stamps: map[string]string{}}
+		flushes: map[string]bool{}, idle: map[string]*time.Timer{}, tight: map[string]time.Time{}, stamps: map[string]string{}, used: map[string]string{}}
 }
 
 // Allocate returns the address of owner in pool: the one it already holds (ADD is idempotent per

@@ -388,6 +388,7 @@ func (a *Allocator) touchHolds(ctx context.Context, network string) {
 	key := NetworkKey(network) + "." + a.opts.Node
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.used[key] = network
 	if t, ok := a.idle[key]; ok {
 		t.Reset(a.opts.ReturnIdle)
 		return
@@ -411,9 +412,20 @@ func (a *Allocator) background(ctx context.Context, p *pending) {
 	}
 }
 
-// Flush writes every change the journal holds (an agent starting: a predecessor's changes; an
-// agent stopping: its own), and returns the first error.
+// Flush writes every change the journal holds (an agent starting: what a predecessor left), and
+// returns the first error.
 func (a *Allocator) Flush(ctx context.Context) error {
+	return a.flushAll(ctx, false)
+}
+
+// Close writes every change the journal holds and gives back the holds of every network this
+// allocator handed out addresses of (an agent stopping): a node whose agent is gone keeps no
+// address set aside that its plugins in direct mode, or other nodes, cannot use.
+func (a *Allocator) Close(ctx context.Context) error {
+	return a.flushAll(ctx, true)
+}
+
+func (a *Allocator) flushAll(ctx context.Context, giveBack bool) error {
 	if a.opts.Journal == nil {
 		return nil
 	}
@@ -421,17 +433,21 @@ func (a *Allocator) Flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var first error
+	networks := map[string]string{}
 	for _, key := range keys {
 		changes, err := a.opts.Journal.Load(key)
-		if err != nil || len(changes) == 0 {
-			first = firstErr(first, err)
-			continue
+		if err == nil && len(changes) > 0 && NetworkKey(changes[0].Network)+"."+a.opts.Node == key {
+			networks[key] = changes[0].Network // not another node's name, nor someone else's file
 		}
-		if NetworkKey(changes[0].Network)+"."+a.opts.Node != key {
-			continue // another node's name, or not one of ours
-		}
-		_, err = a.enqueue(&pending{ctx: ctx, network: changes[0].Network, flush: true})
+	}
+	if giveBack {
+		a.mu.Lock()
+		maps.Copy(networks, a.used)
+		a.mu.Unlock()
+	}
+	var first error
+	for _, key := range slices.Sorted(maps.Keys(networks)) {
+		_, err := a.enqueue(&pending{ctx: ctx, network: networks[key], flush: true, giveBack: giveBack})
 		first = firstErr(first, err)
 	}
 	return first

@@ -351,3 +351,27 @@ func TestHoldsGoBackWithTheJournal(t *testing.T) {
 		t.Fatalf("after the idle time: %d holds and entries %v; want owners 1 and 2 only", h, got)
 	}
 }
+
+// An agent that stops writes its journal and gives back what it set aside: plugins in direct
+// mode, and other nodes, can use every address it did not hand out.
+func TestCloseGivesBackHolds(t *testing.T) {
+	ctx := context.Background()
+	s := fake.NewStore()
+	dir := t.TempDir()
+	p := pool(t, "", ranges.Spec{Range: "10.0.0.0/24"})
+	a := agentAlloc(s, &fake.Locker{}, "n1", dir, 8, time.Hour, time.Hour)
+	for i := 0; i < 3; i++ {
+		if _, err := a.Allocate(ctx, p, owner(i), netip.Addr{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h, n := heldBy(s, "n1"), len(entries(s)); h != 0 || n != 3 {
+		t.Fatalf("after Close: %d holds, %d entries; want none and the 3 owners", h, n)
+	}
+	if left, _ := (allocator.FileJournal{Dir: dir}).Keys(); len(left) != 0 {
+		t.Fatalf("journal %v left after Close", left)
+	}
+}

@@ -252,14 +252,26 @@ func runPlexus(ctx context.Context, b *testing.B, cp *controlplane.ControlPlane,
 			b.Errorf("plexus-ipam DEL %d: %v", o.Index, o.Err)
 		}
 	}
-	var list v1alpha1.IPBlockList
-	if err := cp.Client.List(ctx, &list); err != nil {
-		b.Fatalf("listing the IPBlocks to count what DEL left behind: %v", err) // never "leaked 0" unseen
+	// Node agents journal DELs and write them within --ipam-flush-after (3 s); the addresses
+	// they set aside go back when they are idle (--ipam-hold-idle, 2 s).
+	settle := time.Now()
+	if withAgents {
+		settle = settle.Add(15 * time.Second)
 	}
-	for _, blk := range list.Items {
-		r.leaked += len(blk.Spec.Allocations)
+	for {
+		var list v1alpha1.IPBlockList
+		if err := cp.Client.List(ctx, &list); err != nil {
+			b.Fatalf("listing the IPBlocks to count what DEL left behind: %v", err) // never "leaked 0" unseen
+		}
+		r.leaked = 0
+		for _, blk := range list.Items {
+			r.leaked += len(blk.Spec.Allocations)
+		}
+		if r.leaked == 0 || time.Now().After(settle) {
+			return r
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return r
 }
 
 // whereaboutsConf writes Whereabouts' flat configuration file and returns the network
