@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -81,5 +82,28 @@ func (n *Node) ProcessPIDs(comm string) ([]int, error) {
 			pids = append(pids, pid)
 		}
 	}
-	return pids, nil
+	// A child the process forked to run a program has its name until it execs: not a process
+	// of its own.
+	own := pids[:0]
+	for _, pid := range pids {
+		if !slices.Contains(pids, parentPID(pid)) {
+			own = append(own, pid)
+		}
+	}
+	return own, nil
+}
+
+// parentPID is pid's parent, or 0 when it cannot be read.
+func parentPID(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+			ppid, _ := strconv.Atoi(strings.TrimSpace(v))
+			return ppid
+		}
+	}
+	return 0
 }

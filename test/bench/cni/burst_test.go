@@ -62,7 +62,7 @@ func runPodBursts(ctx context.Context, b *testing.B, s *sandbox) {
 		}
 		rss, err := s.sampleRSS()
 		if err != nil {
-			b.Fatal(err)
+			b.Fatalf("%v\n%s", err, s.daemonRestarts(ctx))
 		}
 		res, err := s.runBurst(ctx, name, s.burstPods(name, burstPods, nets[:k]), 5*time.Minute)
 		if err != nil {

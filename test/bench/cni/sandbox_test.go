@@ -264,6 +264,42 @@ type rssSampler struct {
 	peak int64 // bytes, the largest of any node's daemon
 }
 
+// daemonRestarts describes the daemon pods' restarts, with the last lines a restarted one
+// logged before it ended, for a failure that met more than one daemon process on a node.
+func (s *sandbox) daemonRestarts(ctx context.Context) string {
+	pods, err := s.fast.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "listing the daemon pods: " + err.Error()
+	}
+	var b strings.Builder
+	for _, p := range pods.Items {
+		if !strings.Contains(p.Name, "daemon") {
+			continue
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			fmt.Fprintf(&b, "pod %s/%s container %s: %d restarts", p.Namespace, p.Name, cs.Name, cs.RestartCount)
+			if t := cs.LastTerminationState.Terminated; t != nil {
+				fmt.Fprintf(&b, ", last ended %s (exit %d, %s) %s", t.FinishedAt.Format(time.RFC3339), t.ExitCode, t.Reason, t.Message)
+				tail := int64(40)
+				logs, err := s.fast.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: cs.Name, Previous: true, TailLines: &tail}).DoRaw(ctx)
+				if err == nil {
+					fmt.Fprintf(&b, "\n%s", logs)
+				}
+			}
+			b.WriteByte('\n')
+		}
+	}
+	evs, err := s.fast.CoreV1().Events("").List(ctx, metav1.ListOptions{})
+	if err == nil {
+		for _, e := range evs.Items {
+			if strings.Contains(e.InvolvedObject.Name, "daemon") && e.Type == corev1.EventTypeWarning {
+				fmt.Fprintf(&b, "event %s %s: %s\n", e.InvolvedObject.Name, e.Reason, e.Message)
+			}
+		}
+	}
+	return b.String()
+}
+
 // sampleRSS starts sampling the daemons' VmRSS every 10 ms until Stop.
 func (s *sandbox) sampleRSS() (*rssSampler, error) {
 	var pids []int
