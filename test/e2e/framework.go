@@ -144,3 +144,16 @@ func upFree(ctx context.Context, base string, ids []int, opts cluster.Options) (
 	}
 	return nil, opts, fmt.Errorf("every network ID of %v is in use: %w", ids, errors.Join(errs...))
 }
+
+// writeBehindSettle bounds how long plexus-daemon's IPAM agent takes to write what it journaled
+// (--ipam-flush-after, 3 s) and to give back the addresses it set aside once idle
+// (--ipam-hold-idle, 2 s), with room for a busy machine.
+const writeBehindSettle = 20 * time.Second
+
+// settle polls cond every 250 ms until it holds or writeBehindSettle has passed; the caller then
+// asserts what cond looked at.
+func settle(cond func() bool) {
+	for deadline := time.Now().Add(writeBehindSettle); !cond() && time.Now().Before(deadline); {
+		time.Sleep(250 * time.Millisecond)
+	}
+}

@@ -111,8 +111,18 @@ func addAndDelOnNodes(ctx context.Context, t *testing.T, s *suiteCluster, netns 
 		}
 	}
 	t.Logf("plexus-ipam on the nodes handed out %v", seen)
-	// Each node allocated from a block it claimed: the block's spec.node and node label name it.
-	blocks := e2eBlocks(ctx, t, s)
+	// Each node allocated from a block it claimed: the block's spec.node and node label name it
+	// (through the daemon, once its agent wrote what it journaled).
+	var blocks []v1alpha1.IPBlock
+	settle(func() bool {
+		blocks = e2eBlocks(ctx, t, s)
+		for addr := range onNode {
+			if b, ok := blockHolding(blocks, addr); !ok || b.Spec.Allocations[addr.String()].ContainerID != seen[addr] {
+				return false
+			}
+		}
+		return true
+	})
 	for addr, node := range onNode {
 		b, ok := blockHolding(blocks, addr)
 		switch {
@@ -133,7 +143,9 @@ func addAndDelOnNodes(ctx context.Context, t *testing.T, s *suiteCluster, netns 
 			}
 		}
 	}
-	// DEL freed every address: none is held any more, and the emptied blocks are gone.
+	// DEL freed every address: none is held any more, and the emptied blocks are gone (through
+	// the daemon, once its agent wrote the journaled DELs and gave back what it set aside).
+	settle(func() bool { return len(e2eBlocks(ctx, t, s)) == 0 })
 	for _, b := range e2eBlocks(ctx, t, s) {
 		t.Errorf("block %s of node %s still there after DEL of everything: %v", b.Name, b.Spec.Node, b.Spec.Allocations)
 	}

@@ -90,7 +90,22 @@ func upfRound(ctx context.Context, t *testing.T, s *suiteCluster, examples strin
 	if err := waitGone(ctx, c, podNames(pods)...); err != nil {
 		t.Fatal(err)
 	}
-	blocks := e2eAllBlocks(ctx, t, s)
+	// The daemon's IPAM agent writes the DELs it journaled, and gives back what it set aside,
+	// within seconds.
+	var blocks []v1alpha1.IPBlock
+	settle(func() bool {
+		blocks = e2eAllBlocks(ctx, t, s)
+		for _, u := range upfs {
+			for ifName, st := range u.nets {
+				if a, err := netip.ParseAddr(st.IPs[0]); ifName != "eth0" && err == nil {
+					if _, held := blockHolding(blocks, a); held {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	})
 	for _, u := range upfs {
 		for ifName, vf := range u.vfs {
 			checkVFReturned(ctx, t, u.node, vf, ifName)
