@@ -203,6 +203,8 @@ func TestBadValues(t *testing.T) {
 		{"unknown cert mode", "certs.mode=manual", "at '/certs/mode': value must be one of 'self-managed', 'cert-manager'"},
 		{"failure policy", "webhook.failurePolicy=Maybe", "at '/webhook/failurePolicy'"},
 		{"misspelt value", "webhook.replica=2", "additional properties 'replica' not allowed"},
+		{"IPAM flush delay not a duration", "daemon.ipamFlushAfter=soon", "at '/daemon/ipamFlushAfter': 'soon' does not match pattern"},
+		{"negative IPAM holds", "daemon.ipamHolds=-1", "at '/daemon/ipamHolds': minimum: got -1, want 0"},
 	}
 	for _, cli := range clis {
 		for _, tt := range tests {
