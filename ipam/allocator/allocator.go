@@ -517,15 +517,15 @@ func (a *Allocator) giveBackIfEmpty(ctx context.Context, netKey string, b *v1alp
 // Find returns the address owner holds in pool, if any (for CNI CHECK).
 func (a *Allocator) Find(ctx context.Context, pool Pool, owner Owner) (netip.Addr, bool, error) {
 	netKey := NetworkKey(pool.Network)
+	// What this node's journal holds and has not written yet counts.
+	st, err := a.loadStaged(netKey+"."+a.opts.Node, pool.Network)
+	if err != nil {
+		return netip.Addr{}, false, err
+	}
 	for _, node := range []string{a.opts.Node, ""} {
 		blocks, err := a.store.ListBlocks(ctx, netKey, node)
 		if err != nil {
 			return netip.Addr{}, false, fmt.Errorf("listing the IP blocks of network %q: %w", pool.Network, err)
-		}
-		// What this node's journal holds and has not written yet counts.
-		st, err := a.loadStaged(netKey+"."+a.opts.Node, pool.Network)
-		if err != nil {
-			return netip.Addr{}, false, err
 		}
 		st.apply(ctx, blocks, false)
 		if addr, ok := findOwner(blocks, pool, owner); ok {

@@ -83,20 +83,17 @@ func ParseAllocation(s string) (Allocation, error) {
 			a.Pool = v
 		case "node":
 			a.Node = v
-		case "reservedUntil":
+		case "reservedUntil", "heldUntil":
 			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				return Allocation{}, fmt.Errorf("allocation %q: reservedUntil: %w", s, err)
+				return Allocation{}, fmt.Errorf("allocation %q: %s: %w", s, k, err)
 			}
 			mt := metav1.NewTime(t)
-			a.ReservedUntil = &mt
-		case "heldUntil":
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				return Allocation{}, fmt.Errorf("allocation %q: heldUntil: %w", s, err)
+			if k == "heldUntil" {
+				a.HeldUntil = &mt
+			} else {
+				a.ReservedUntil = &mt
 			}
-			mt := metav1.NewTime(t)
-			a.HeldUntil = &mt
 		default:
 			// Kept as malformed rather than dropped on the next write of the block.
 			return Allocation{}, fmt.Errorf("allocation %q: unknown key %q", s, k)
